@@ -1,0 +1,41 @@
+# mlkit: `make run` (install + the main job on the bundled data), `make test` (install + every test).
+# The install is idempotent: it reruns only when setup.py, settings.ini or constraints.txt change.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.mlkit-installed
+export MLKIT_TEST_HOME := $(CURDIR)/.mlkit/test
+
+.PHONY: install run test check-generated nbtest pytest export clean bench
+
+$(STAMP): setup.py settings.ini constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade 'pip>=25'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name mlkit --display-name 'mlkit (.venv)' >/dev/null
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/mlkit run
+
+test: install check-generated nbtest pytest
+
+check-generated: install
+	$(BIN)/python tests/check_generated.py
+
+nbtest: install
+	rm -rf $(MLKIT_TEST_HOME) && mkdir -p $(MLKIT_TEST_HOME)
+	MLKIT_HOME=$(MLKIT_TEST_HOME)/home MLKIT_REPORTS=$(MLKIT_TEST_HOME)/reports WANDB_MODE=disabled $(BIN)/nbdev_test
+
+pytest: install
+	$(BIN)/pytest tests -q
+
+# after editing notebooks: clean them and regenerate mlkit/
+export: install
+	$(BIN)/nbdev_clean && $(BIN)/nbdev_export
+
+clean:
+	rm -rf $(VENV) .mlkit build *.egg-info
