@@ -1,0 +1,424 @@
+"""Serving benchmark: the mlkit BentoML service under load, against an in-process ceiling and a minimal app.
+
+1. Trains a small model (default architecture, few rows: inference cost does not depend on them), registers and
+   promotes it in a temporary MLKIT_HOME.
+2. In-process ceiling: `Predictor.predict` rate on ready 1-row and 100-row frames; plus the cost of each step of
+   the service's request path measured alone (pydantic validation + dump, DataFrame construction, transform, torch,
+   `Scorer.score`, the prediction log, the Prometheus observation).
+3. Load (wrk, else bench/loadgen.py) against `mlkit serve` and against bench/minimal_app.py (Starlette + uvicorn):
+   single-row POST /predict at concurrency 1, 8, 64 and 100-row bodies at concurrency 8; a warm-up, then a measured
+   window. The mlkit service is restarted for each scenario: its adaptive batcher learns from past load (see the
+   `single_c1_after_c64` run). Both servers use one torch thread (MLKIT_TORCH_THREADS default).
+4. Profile: py-spy samples the BentoML worker process under single-row load; the folded stacks are attributed to
+   the stages of a request (reports/bench/serving_profile.svg is the flame graph, serving_profile.txt the raw stacks).
+
+All traffic goes to 127.0.0.1; every load run is bounded in time (and wrk/loadgen in requests by that time).
+
+    .venv/bin/python bench/bench_serving.py [--duration 10] [--warmup 2] [--profile-concurrency 64] [--skip-profile]
+"""
+from __future__ import annotations
+import argparse, json, math, os, re, shutil, subprocess, sys, time
+from collections import Counter, defaultdict
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
+TMP = common.isolate()
+
+import numpy as np, pandas as pd
+
+LUA = common.BENCH/'predict.lua'
+
+# ---------------------------------------------------------------------------------------------------------------
+# request bodies
+
+def records(df: pd.DataFrame) -> list:
+    out = []
+    for r in df.to_dict('records'):
+        out.append({k: (None if isinstance(v, float) and math.isnan(v) else (v.item() if isinstance(v, np.generic) else v))
+                    for k, v in r.items()})
+    return out
+
+def write_bodies(test: pd.DataFrame, target: str) -> dict:
+    recs = records(test.drop(columns=[target]))
+    rng = np.random.default_rng(0)
+    idx = rng.permutation(len(recs))
+    one = [json.dumps(dict(rows=[recs[i]])) for i in idx[:500]]
+    hundred = [json.dumps(dict(rows=[recs[i] for i in idx[k * 100:(k + 1) * 100]])) for k in range(20)]
+    paths = {}
+    for name, lines in (('single', one), ('batch100', hundred)):
+        p = TMP/f'bodies_{name}.jsonl'; p.write_text('\n'.join(lines) + '\n'); paths[name] = p
+    return dict(paths=paths, records=recs, idx=idx)
+
+# ---------------------------------------------------------------------------------------------------------------
+# load generation
+
+def have_wrk() -> bool: return shutil.which('wrk') is not None
+
+def _run_load(url, bodies, conc, duration, tag=''):
+    if have_wrk():
+        argv = ['wrk', f'-t{min(conc, 2)}', f'-c{conc}', f'-d{duration}s', '--timeout', '5s', '-s', str(LUA), url, '--', str(bodies)]
+        marker = 'WRK_JSON '
+    else:
+        argv = [sys.executable, str(common.BENCH/'loadgen.py'), '--url', url, '--bodies', str(bodies), '-c', str(conc),
+                '-d', str(duration), '--max-requests', str(int(20_000 * duration))]
+        marker = 'LOADGEN_JSON '
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
+    line = next((l for l in r.stdout.splitlines() if l.startswith(marker)), None)
+    if line is None: raise RuntimeError(f"load generator failed ({r.returncode}): {r.stdout[-500:]} {r.stderr[-500:]}")
+    res = json.loads(line[len(marker):])
+    res.setdefault('client', 'wrk')
+    return res
+
+def measure(url, bodies, conc, rows_per_req, duration, warmup, procs=()):
+    "Warm-up (discarded), then a measured window; returns rates, latency percentiles (ms), statuses, server CPU."
+    if warmup: _run_load(url, bodies, conc, warmup)
+    cpu0 = _cpu(procs)
+    raw = _run_load(url, bodies, conc, duration)
+    cpu1 = _cpu(procs)
+    dur = raw['duration_us'] / 1e6
+    ok = int(raw['statuses'].get('200', 0))
+    n = raw['requests']
+    lat = {k: round(v / 1000, 2) for k, v in raw['latency_us'].items() if k != 'stdev'}
+    out = dict(concurrency=conc, rows_per_request=rows_per_req, seconds=round(dur, 2), requests=n, ok=ok,
+               statuses=raw['statuses'], socket_errors={k: v for k, v in raw['errors'].items() if k != 'status' and v},
+               req_per_s=round(n / dur, 1), ok_req_per_s=round(ok / dur, 1), ok_rows_per_s=round(ok * rows_per_req / dur, 1),
+               ok_share=round(ok / n, 4) if n else 0.0, latency_ms=lat, client=raw.get('client'))
+    if procs and cpu1 is not None:
+        cpu = cpu1 - cpu0
+        out['server_cpu_s'] = round(cpu, 2)
+        out['server_cpu_util'] = round(cpu / dur, 3)            # 1.0 = one core busy
+        out['server_cpu_ms_per_request'] = round(1000 * cpu / n, 3) if n else None
+    return out
+
+def _cpu(procs):
+    import psutil
+    tot = 0.0
+    for pid in procs:
+        try: t = psutil.Process(pid).cpu_times(); tot += t.user + t.system
+        except psutil.Error: return None
+    return tot
+
+# ---------------------------------------------------------------------------------------------------------------
+# servers
+
+class Server:
+    def __init__(self, kind, model_dir=None):
+        self.kind, self.model_dir, self.proc, self.port = kind, model_dir, None, None
+    def start(self, timeout=180):
+        self.port = common.free_port()
+        if self.kind == 'mlkit': argv = [str(common.VENV_BIN/'mlkit'), 'serve', '--port', str(self.port)]
+        else: argv = [sys.executable, str(common.BENCH/'minimal_app.py'), '--model', str(self.model_dir), '--port', str(self.port)]
+        self.log = open(TMP/f'{self.kind}-{self.port}.log', 'w')
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=os.environ.copy(), start_new_session=True)
+        self.ready_s = common.wait_http(f'{self.base}/readyz', timeout, self.proc)
+        if self.ready_s is None:
+            self.stop(); raise RuntimeError(f"{self.kind} server did not become ready; log: {Path(self.log.name).read_text()[-1500:]}")
+        self.ready_s = round(time.perf_counter() - t0, 3)
+        self.worker = self._worker()
+        return self
+    @property
+    def base(self): return f'http://127.0.0.1:{self.port}'
+    @property
+    def url(self): return f'{self.base}/predict'
+    def _worker(self) -> int:
+        import psutil
+        if self.kind != 'mlkit': return self.proc.pid
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            for c in psutil.Process(self.proc.pid).children(recursive=True):
+                try:
+                    if any('_bentoml_impl.worker' in a for a in c.cmdline()): return c.pid
+                except psutil.Error: pass
+            time.sleep(0.2)
+        raise RuntimeError('BentoML worker process not found')
+    def pids(self) -> list:
+        import psutil
+        try: return [self.proc.pid] + [c.pid for c in psutil.Process(self.proc.pid).children(recursive=True)]
+        except psutil.Error: return [self.proc.pid]
+    def stop(self):
+        common.stop(self.proc)
+        if getattr(self, 'log', None): self.log.close()
+
+def check(server: Server, bodies: dict) -> dict:
+    "One single-row and one 100-row request: status and number of predictions (the load must measure real answers)."
+    import urllib.request
+    out = {}
+    for name in ('single', 'batch100'):
+        body = bodies['paths'][name].read_text().splitlines()[0].encode()
+        req = urllib.request.Request(server.url, data=body, headers={'content-type': 'application/json'}, method='POST')
+        with urllib.request.urlopen(req, timeout=30) as r:
+            ans = json.loads(r.read()); status = r.status
+        n_in = len(json.loads(body)['rows'])
+        out[name] = dict(status=status, rows=n_in, predictions=len(ans['predictions']), first=ans['predictions'][0])
+        if status != 200 or len(ans['predictions']) != n_in: raise RuntimeError(f"{server.kind}: bad answer {out[name]}")
+    return out
+
+# ---------------------------------------------------------------------------------------------------------------
+# in-process ceiling and the cost of each step of the request path
+
+def rate(fn, seconds=1.0, repeats=5):
+    "Calls per second of `fn` (a repeat runs for `seconds`): stats over repeats."
+    fn()
+    rates = []
+    for _ in range(repeats):
+        n, t0 = 0, time.perf_counter()
+        while True:
+            fn(); n += 1
+            dt = time.perf_counter() - t0
+            if dt >= seconds: break
+        rates.append(n / dt)
+    return common.stats(rates, 1)
+
+def in_process(model_folder: Path, recs: list, idx) -> dict:
+    import torch, pydantic
+    torch.set_num_threads(1)
+    from mlkit.model import Predictor
+    from mlkit.data import Schema
+    from mlkit.serving import Scorer, PredictionLog, record_model, request_model
+    pred = Predictor.load(model_folder)
+    schema = Schema.load(model_folder/'schema.json')
+    cols = list(schema.columns)
+    r1 = [recs[idx[0]]]; r100 = [recs[i] for i in idx[:100]]
+    df1, df100 = pd.DataFrame.from_records(r1, columns=cols), pd.DataFrame.from_records(r100, columns=cols)
+    res = dict(torch_threads=torch.get_num_threads())
+    res['predict_1row_per_s'] = rate(lambda: pred.predict(df1))
+    res['predict_100rows_per_s'] = rate(lambda: pred.predict(df100))
+    res['predict_100rows_rows_per_s'] = common.stats([v * 100 for v in res['predict_100rows_per_s']['values']], 1)
+    # the steps of one request, alone (microseconds per call, median of repeats)
+    inputs = pred.transform.inputs
+    Request = request_model(record_model(schema, inputs), 1000, base=pydantic.BaseModel)
+    scorer = Scorer.__new__(Scorer)       # the service's scorer without the registry round trip
+    scorer.tag, scorer.predictor, scorer.schema, scorer.inputs, scorer.metrics = 'bench', pred, schema, inputs, None
+    scorer.log = PredictionLog(TMP/'predlog')
+    arrays1, arrays100 = pred.transform.transform(df1), pred.transform.transform(df100)
+    steps = {}
+    for n, rs, df, arr in ((1, r1, df1, arrays1), (100, r100, df100, arrays100)):
+        body = json.dumps(dict(rows=rs)).encode()
+        parsed = Request.model_validate_json(body)
+        dumped = [r.model_dump(by_alias=True) for r in parsed.rows]
+        preds = scorer.score(dumped)
+        answer = dict(model='bench', request_id='x' * 32, predictions=preds)
+        fns = {
+            'json.loads(body)': lambda: json.loads(body),
+            'pydantic validate (model_validate_json)': lambda: Request.model_validate_json(body),
+            'pydantic model_dump of rows': lambda: [r.model_dump(by_alias=True) for r in parsed.rows],
+            'DataFrame.from_records': lambda: pd.DataFrame.from_records(dumped, columns=cols),
+            'FeatureTransform.transform': lambda: pred.transform.transform(df, stats=True),
+            'torch forward (Predictor.raw)': lambda: pred.raw(arr),
+            'Predictor.predict (transform+torch+decode)': lambda: pred.predict(df),
+            'Scorer.score (DataFrame+predict+dicts)': lambda: scorer.score(dumped),
+            'PredictionLog append (log_rows)': lambda: scorer.log_rows('r' * 32, dumped, preds),
+            'json.dumps(answer)': lambda: json.dumps(answer),
+        }
+        steps[f'{n}_rows'] = {k: round(1e6 / rate(f, 0.4, 3)['median'], 1) for k, f in fns.items()}
+    try:   # the Prometheus observation needs BentoML's metrics; measured with prometheus_client directly
+        import prometheus_client as pc
+        reg = pc.CollectorRegistry()
+        c = pc.Counter('x_predictions', 'x', ['model', 'label'], registry=reg)
+        h = pc.Histogram('x_score', 'x', ['model'], buckets=[i / 10 for i in range(1, 11)], registry=reg)
+        def observe(preds):
+            for p in preds: h.labels(model='bench').observe(p['score'])
+            c.labels(model='bench', label='x').inc(len(preds))
+        for n, rs in ((1, r1), (100, r100)):
+            preds = scorer.score([dict(r) for r in rs])
+            steps[f'{n}_rows']['Prometheus observe (approx.)'] = round(1e6 / rate(lambda: observe(preds), 0.4, 3)['median'], 1)
+    except Exception as e: steps['prometheus_error'] = str(e)
+    scorer.log.close()
+    res['steps_us'] = steps
+    return res
+
+# ---------------------------------------------------------------------------------------------------------------
+# profile: py-spy on the BentoML worker, folded stacks attributed to the stages of a request
+
+# (stage, test on one frame 'function (file:line)'): the innermost frame that matches decides a sample's stage, so a
+# json call inside pydantic counts as JSON, pandas work inside the transform as the transform.
+STAGES = [
+    ('logging (access log, error tracebacks)', lambda f: '(logging/' in f or '(traceback.py' in f or 'linecache' in f or 'access_log' in f.lower()),
+    ('JSON encode/decode', lambda f: '(json/' in f or 'orjson' in f or 'ujson' in f),
+    ('torch forward', lambda f: 'Predictor.raw' in f),
+    ('feature transform (pandas/numpy)', lambda f: 'FeatureTransform.transform' in f),
+    ('DataFrame construction', lambda f: 'from_records' in f or ('DataFrame.__init__' in f)),
+    ('Prometheus metrics (mlkit observe + BentoML)', lambda f: 'ServiceMetrics.observe' in f or 'prometheus_client' in f or 'metrics_middleware' in f.lower()),
+    ('prediction log write', lambda f: 'PredictionLog' in f or 'log_rows' in f),
+    ('Scorer.score (labels, result dicts)', lambda f: 'Scorer.score' in f or 'Predictor.predict' in f),
+    ('pydantic validation / model_dump', lambda f: 'pydantic' in f or 'model_dump' in f),
+    ('OpenTelemetry tracing', lambda f: 'opentelemetry' in f),
+    ('503 shedding (exception path)', lambda f: 'ServiceUnavailable' in f or 'fallback' in f),
+    ('CorkDispatcher (batching loop)', lambda f: 'dispatcher.py' in f),
+    ('GuardMiddleware (body read, auth)', lambda f: 'GuardMiddleware' in f),
+    ('BentoML framework (routing, IO descriptors, context)', lambda f: '_bentoml_impl' in f or '_bentoml_sdk' in f or 'bentoml/' in f),
+    ('Starlette / uvicorn HTTP', lambda f: 'starlette/' in f or 'uvicorn/' in f or 'httptools' in f or 'h11' in f or 'anyio' in f),
+    ('asyncio event loop', lambda f: 'asyncio/' in f or 'uvloop' in f),
+]
+
+def attribute(folded: Path) -> dict:
+    stages, leaf, incl, threads, total = Counter(), Counter(), Counter(), Counter(), 0
+    for line in folded.read_text().splitlines():
+        if not line.strip(): continue
+        stack, n = line.rsplit(' ', 1); n = int(n); frames = stack.split(';')
+        total += n
+        if frames and frames[0].startswith(('thread (', 'process ')): threads[frames[0]] += n; frames = frames[1:]
+        stage = 'other'
+        for f in reversed(frames):
+            hit = next((name for name, test in STAGES if test(f)), None)
+            if hit: stage = hit; break
+        stages[stage] += n
+        leaf[_short(frames[-1]) if frames else '?'] += n
+        for f in set(_short(f) for f in frames): incl[f] += n
+    pct = lambda c: {k: round(100 * v / total, 1) for k, v in c.most_common()} if total else {}
+    interesting = ('Scorer.score', 'Predictor.raw', 'FeatureTransform.transform', 'from_records', 'model_dump', 'log_rows',
+                   'ServiceMetrics.observe', 'GuardMiddleware.__call__', 'CorkDispatcher', 'OpenTelemetryMiddleware', 'Logger.',
+                   'predict (', 'model_validate', 'infer (')
+    return dict(samples=total, stages_pct=pct(stages), top_self_pct=dict(list(pct(leaf).items())[:25]),
+                inclusive_pct={k: v for k, v in pct(incl).items() if any(s in k for s in interesting)},
+                threads=dict(threads.most_common()))
+
+def _short(frame: str) -> str:
+    m = re.match(r'(.*) \((.*?):(\d+)\)$', frame)
+    if not m: return frame
+    fn, path = m.group(1), m.group(2)
+    parts = path.split('/')
+    return f"{fn} ({'/'.join(parts[-2:])})"
+
+def profile(model_folder, bodies, conc, seconds, warmup, pyspy) -> dict:
+    srv = Server('mlkit').start()
+    out = dict(concurrency=conc, seconds=seconds, worker_pid=srv.worker)
+    try:
+        check(srv, bodies)
+        total = warmup + 2 * seconds + 6
+        load = subprocess.Popen(['wrk', f'-t{min(conc, 2)}', f'-c{conc}', f'-d{total}s', '--timeout', '5s', '-s', str(LUA), srv.url,
+                                 '--', str(bodies['paths']['single'])] if have_wrk() else
+                                [sys.executable, str(common.BENCH/'loadgen.py'), '--url', srv.url, '--bodies', str(bodies['paths']['single']),
+                                 '-c', str(conc), '-d', str(total), '--max-requests', str(20_000 * total)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(warmup)
+        raw, svg = common.OUT/'serving_profile.txt', common.OUT/'serving_profile.svg'
+        common.OUT.mkdir(parents=True, exist_ok=True)
+        base = [pyspy, 'record', '--pid', str(srv.worker), '-d', str(seconds), '-r', '200']
+        r1 = subprocess.run(base + ['--format', 'raw', '-o', str(raw)], capture_output=True, text=True, timeout=seconds + 60)
+        r2 = subprocess.run(base + ['--format', 'flamegraph', '-o', str(svg)], capture_output=True, text=True, timeout=seconds + 60)
+        stdout, _ = load.communicate(timeout=total + 60)
+        line = next((l for l in stdout.splitlines() if l.startswith(('WRK_JSON ', 'LOADGEN_JSON '))), None)
+        if line:
+            w = json.loads(line.split(' ', 1)[1]); d = w['duration_us'] / 1e6
+            out['load_during_profile'] = dict(req_per_s=round(w['requests'] / d, 1), ok_req_per_s=round(int(w['statuses'].get('200', 0)) / d, 1),
+                                              statuses=w['statuses'], note='py-spy pauses the process to sample: rates under profiling are lower')
+        if r1.returncode or not raw.exists():
+            out['error'] = (r1.stderr or r1.stdout)[-500:]; return out
+        out['attribution'] = attribute(raw)
+        out['files'] = dict(raw=str(raw), svg=str(svg) if svg.exists() and not r2.returncode else None)
+        for p in (raw, svg):
+            if p.exists(): shutil.copy2(p, common.KEEP/p.name)
+    finally:
+        srv.stop()
+    return out
+
+def ensure_pyspy():
+    exe = common.VENV_BIN/'py-spy'
+    if exe.exists(): return str(exe)
+    if shutil.which('py-spy'): return shutil.which('py-spy')
+    r = subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', 'py-spy'], capture_output=True, text=True, timeout=300)
+    return str(exe) if exe.exists() else None
+
+# ---------------------------------------------------------------------------------------------------------------
+
+SCENARIOS = [('single_c1', 'single', 1, 1), ('single_c8', 'single', 8, 1), ('single_c64', 'single', 64, 1), ('batch100_c8', 'batch100', 8, 100)]
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--duration', type=int, default=10); ap.add_argument('--warmup', type=int, default=2)
+    ap.add_argument('--profile-concurrency', type=int, default=64); ap.add_argument('--profile-seconds', type=int, default=10)
+    ap.add_argument('--skip-profile', action='store_true'); ap.add_argument('--only', nargs='*', help='scenario names')
+    a = ap.parse_args()
+    from mlkit.data import load_adult, ADULT_TARGET
+    print('training and registering a small model ...', flush=True)
+    tag, folder = common.make_model()
+    _, test = load_adult()
+    bodies = write_bodies(test, ADULT_TARGET)
+    res = dict(model=tag, load_generator='wrk ' + subprocess.run(['wrk', '-v'], capture_output=True, text=True).stdout.split('\n')[0].strip()
+               if have_wrk() else 'bench/loadgen.py (python httpx; wrk unavailable)',
+               params=dict(duration_s=a.duration, warmup_s=a.warmup, torch_threads_server=int(os.environ.get('MLKIT_TORCH_THREADS', '1')),
+                           mlkit_max_batch_size=int(os.environ.get('MLKIT_MAX_BATCH_SIZE', 512)),
+                           mlkit_max_latency_ms=float(os.environ.get('MLKIT_MAX_LATENCY_MS', 20))))
+    print('in-process ceiling ...', flush=True)
+    res['in_process'] = in_process(Path(folder), bodies['records'], bodies['idx'])
+    print(json.dumps({k: v for k, v in res['in_process'].items() if k != 'steps_us'}, default=str)[:600], flush=True)
+    runs = dict(mlkit={}, minimal={})
+    minimal = Server('minimal', folder).start()
+    res['minimal_ready_s'] = minimal.ready_s
+    res['checks'] = dict(minimal=check(minimal, bodies))
+    try:
+        for name, body, conc, rows in SCENARIOS:
+            if a.only and name not in a.only: continue
+            runs['minimal'][name] = measure(minimal.url, bodies['paths'][body], conc, rows, a.duration, a.warmup, [minimal.proc.pid])
+            _print('minimal', name, runs['minimal'][name])
+            srv = Server('mlkit').start()
+            try:
+                res['checks'].setdefault('mlkit', check(srv, bodies))
+                runs['mlkit'][name] = m = measure(srv.url, bodies['paths'][body], conc, rows, a.duration, a.warmup, srv.pids())
+                m['server_ready_s'] = srv.ready_s
+                _print('mlkit', name, m)
+                if name == 'single_c64':   # the batcher's learned state after overload: c=1 on the same server
+                    runs['mlkit']['single_c1_after_c64'] = m2 = measure(srv.url, bodies['paths']['single'], 1, 1, max(a.duration // 2, 3), 0, srv.pids())
+                    _print('mlkit', 'single_c1_after_c64', m2)
+            finally: srv.stop()
+    finally: minimal.stop()
+    res['runs'] = runs
+    if not a.skip_profile:
+        pyspy = ensure_pyspy()
+        if pyspy:
+            print(f'profiling the BentoML worker under single-row load at concurrency {a.profile_concurrency} ...', flush=True)
+            res['profile'] = profile(folder, bodies, a.profile_concurrency, a.profile_seconds, a.warmup + 1, pyspy)
+            print(json.dumps(res['profile'].get('attribution', res['profile']).get('stages_pct', res['profile']), default=str)[:1500], flush=True)
+        else: res['profile'] = dict(error='py-spy unavailable')
+    res.update(summarize(res))
+    common.write_result('serving', res)
+
+def _print(target, name, m):
+    print(f"{target:8s} {name:20s} {m['req_per_s']:8.1f} req/s  2xx {m['ok_req_per_s']:8.1f}/s ({m['ok_share']:.1%})  rows/s {m['ok_rows_per_s']:9.1f}  "
+          f"p50 {m['latency_ms']['p50']:7.1f} p95 {m['latency_ms']['p95']:7.1f} p99 {m['latency_ms']['p99']:7.1f} ms  "
+          f"cpu {m.get('server_cpu_ms_per_request')} ms/req", flush=True)
+
+def summarize(res) -> dict:
+    R, ip = res['runs'], res['in_process']
+    table = [dict(metric='in-process Predictor.predict, 1-row frame', value=f"{common.spread(ip['predict_1row_per_s'], '{:,.0f}')} calls/s"),
+             dict(metric='in-process Predictor.predict, 100-row frame', value=f"{common.spread(ip['predict_100rows_rows_per_s'], '{:,.0f}')} rows/s")]
+    for name, *_ in SCENARIOS + [('single_c1_after_c64',)]:
+        for tgt in ('mlkit', 'minimal'):
+            m = R.get(tgt, {}).get(name)
+            if not m: continue
+            rate = f"{m['ok_rows_per_s']:,.0f} rows/s" if m['rows_per_request'] > 1 else f"{m['ok_req_per_s']:,.0f} req/s"
+            val = (f"{rate} ok ({m['ok_share']:.0%} 2xx of {m['req_per_s']:,.0f} req/s); p50/p95/p99 "
+                   f"{m['latency_ms']['p50']:.1f}/{m['latency_ms']['p95']:.1f}/{m['latency_ms']['p99']:.1f} ms; "
+                   f"server CPU {m.get('server_cpu_ms_per_request')} ms/req")
+            row = dict(metric=f"{tgt} {name}", value=val)
+            if tgt == 'mlkit' and name == 'single_c64':
+                row['goal'] = '>= 2,500 req/s, p99 <= 30 ms'
+                row['met'] = m['ok_req_per_s'] >= 2500 and m['latency_ms']['p99'] <= 30
+            if tgt == 'mlkit' and name == 'batch100_c8':
+                row['goal'] = '>= 100,000 rows/s'; row['met'] = m['ok_rows_per_s'] >= 100_000
+            table.append(row)
+    ratio = None
+    if R.get('mlkit', {}).get('single_c64') and R.get('minimal', {}).get('single_c64'):
+        ratio = R['mlkit']['single_c64']['ok_req_per_s'] / max(R['minimal']['single_c64']['ok_req_per_s'], 1e-9)
+        table.append(dict(metric='mlkit / minimal app, single-row c64 (2xx rate)', value=f'{ratio:.1%}', goal='>= 45%', met=ratio >= 0.45))
+    pr = res.get('profile', {}).get('attribution')
+    notes = []
+    if pr:
+        top = list(pr['stages_pct'].items())[:8]
+        table.append(dict(metric=f"profile (py-spy, c{res['profile']['concurrency']}, {pr['samples']} samples): time by stage",
+                          value='; '.join(f'{k} {v}%' for k, v in top)))
+    st = ip.get('steps_us', {})
+    if st.get('1_rows'):
+        table.append(dict(metric='single-row request steps alone (µs)', value='; '.join(f'{k} {v:,.0f}' for k, v in st['1_rows'].items())))
+    notes.append('Rates count 2xx answers only; latency percentiles (wrk) cover every answer, 503s included. '
+                 'mlkit is restarted per scenario (its adaptive batcher keeps state between runs); both servers run one torch thread; '
+                 'the load generator shares the 2 cores with the server.')
+    return dict(mlkit_vs_minimal_single_c64=round(ratio, 4) if ratio is not None else None,
+                goals=dict(single_c64_req_per_s=2500, single_c64_p99_ms=30, vs_minimal=0.45, batch_rows_per_s=100_000),
+                table=table, notes=notes)
+
+if __name__ == '__main__':
+    try: main()
+    finally: common.cleanup(TMP)

@@ -1,0 +1,37 @@
+"""The baseline server for the serving benchmark: the same model behind one Starlette route, nothing else.
+
+POST /predict {"rows": [record, ...]} -> json parse -> pandas DataFrame -> Predictor.predict -> JSON
+(no validation, batching, logging, metrics or tracing: the floor of what any Python service of this model costs).
+
+    .venv/bin/python bench/minimal_app.py --model MODEL_DIR --port 8000
+"""
+import argparse, json, os
+from pathlib import Path
+
+def make_app(model_dir):
+    import pandas as pd, torch
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+    from mlkit.model import Predictor
+    torch.set_num_threads(int(os.environ.get('MLKIT_TORCH_THREADS', '1')))   # as the mlkit service
+    pred = Predictor.load(model_dir)
+    columns = list(json.loads((Path(model_dir)/'schema.json').read_text())['columns'])
+
+    async def predict(request):
+        body = json.loads(await request.body())
+        df = pd.DataFrame.from_records(body['rows'], columns=columns)
+        out = pred.predict(df)
+        preds = [dict(label=l, score=s) for l, s in zip(out['label'].tolist(), out['score'].tolist())]
+        return Response(json.dumps(dict(predictions=preds)), media_type='application/json')
+
+    async def ready(request): return Response('ok')
+    return Starlette(routes=[Route('/predict', predict, methods=['POST']), Route('/readyz', ready)])
+
+if __name__ == '__main__':
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--model', required=True, help='model folder (weights, net.json, transform.json, schema.json)')
+    ap.add_argument('--port', type=int, default=8000)
+    a = ap.parse_args()
+    import uvicorn
+    uvicorn.run(make_app(a.model), host='127.0.0.1', port=a.port, log_level='warning', access_log=False)
