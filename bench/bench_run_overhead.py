@@ -12,7 +12,7 @@ and the kernel alone); notebook - same_code_cold is what papermill adds over a p
     .venv/bin/python bench/bench_run_overhead.py [--repeats 3] [--limit-rows 3000] [--max-epochs 2]
 """
 from __future__ import annotations
-import argparse, io, json, os, subprocess, sys, time
+import argparse, contextlib, io, json, os, subprocess, sys, time, warnings
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
@@ -64,7 +64,8 @@ def main():
         d, rid = rdir()
         execute_workflow('train', d/'train.ipynb', dict(run_dir=str(d), run_id=rid, params=params, progress='lines'), out=quiet)
     def direct():
-        d, rid = rdir(); ns['same_code'](params, d, rid)
+        d, rid = rdir()
+        with contextlib.redirect_stdout(quiet): ns['same_code'](params, d, rid)
     def cold():
         d, rid = rdir()
         code = SAME_CODE + f"\nsame_code({params!r}, {str(d)!r}, {rid!r})\n"
@@ -74,6 +75,7 @@ def main():
         fit(train, schema, TrainParams.make(**params), progress=False, logger=False)
     variants = dict(notebook=notebook, same_code=direct, same_code_cold=cold, fit_only=fit_only)
     print(f"params {params}, kernel {kernel_name()!r}, {a.repeats} interleaved repeats (after one warm-up of the in-process variants)", flush=True)
+    warnings.filterwarnings('ignore', message='.*wandb run already in progress.*')
     direct(); fit_only()                        # lazy imports and first-touch costs out of the in-process numbers
     times = {v: [] for v in variants}
     for i in range(a.repeats):
@@ -81,6 +83,16 @@ def main():
             t0 = time.perf_counter(); f(); dt = time.perf_counter() - t0
             times[name].append(dt)
             print(f"repeat {i + 1} {name:15s} {dt:6.2f}s", flush=True)
+    # what a fresh kernel pays before the first cell does any work: the interpreter and the imports of the train notebook
+    imp = {'python -c pass': 'pass', 'import mlkit.train': 'import mlkit.train',
+           'import torch': 'import torch', 'train notebook imports': 'import mlkit.data, mlkit.train, mlkit.runs'}
+    imports = {}
+    for label, code in imp.items():
+        xs = []
+        for _ in range(3):
+            t0 = time.perf_counter(); subprocess.run([sys.executable, '-c', code], env=os.environ.copy(), check=True); xs.append(time.perf_counter() - t0)
+        imports[label] = common.stats(xs, 3)
+        print(f"fresh process: {label:25s} {imports[label]['median']:.2f}s", flush=True)
     st = {k: common.stats(v, 3) for k, v in times.items()}
     med = {k: v['median'] for k, v in st.items()}
     extra_fit = round(med['notebook'] - med['fit_only'], 3)
@@ -88,7 +100,7 @@ def main():
     extra_cold = round(med['notebook'] - med['same_code_cold'], 3)
     pair = lambda a_, b_: common.stats([x - y for x, y in zip(times[a_], times[b_])], 3)
     goal = 2.0
-    res = dict(params=params, kernel=kernel_name(), seconds=st,
+    res = dict(params=params, kernel=kernel_name(), seconds=st, fresh_process_s=imports,
                extra_s_notebook_vs_fit=extra_fit, extra_s_notebook_vs_same_code=extra_same, extra_s_notebook_vs_same_code_cold=extra_cold,
                extra_s_per_repeat=dict(vs_fit=pair('notebook', 'fit_only'), vs_same_code=pair('notebook', 'same_code'),
                                        vs_same_code_cold=pair('notebook', 'same_code_cold')),
@@ -103,7 +115,7 @@ def main():
         dict(metric='extra s per notebook vs the same code in-process (papermill + kernel)', value=f"{extra_same:.2f} s",
              goal=f'<= {goal} s', met=extra_same <= goal),
         dict(metric='extra s per notebook vs the same code in a fresh process (papermill alone)', value=f"{extra_cold:.2f} s"),
-    ]
+    ] + [dict(metric=f'fresh process: `{k}`', value=common.spread(v, '{:.2f}', ' s')) for k, v in imports.items()]
     res['notes'] = [f"Tiny run: {params}; the notebook also validates the data, writes params/schema, evaluates on the "
                     "16,281-row test file and closes wandb (disabled), so `vs fit()` counts that work as overhead too."]
     common.write_result('run_overhead', res)

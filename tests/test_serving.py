@@ -30,12 +30,14 @@ def start_server(home, **extra_env):
     port = free_port()
     env = {**os.environ, 'MLKIT_HOME': str(home), **extra_env}
     env.pop('BENTOML_HOME', None)
-    p = subprocess.Popen(mlkit_cmd('serve', '--port', port), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    log = open(Path(home)/f'server-{port}.log', 'w')   # a file, not a pipe: a full pipe would block the server
+    p = subprocess.Popen(mlkit_cmd('serve', '--port', port), env=env, stdout=log, stderr=subprocess.STDOUT,
                          text=True, start_new_session=True)
+    p.log_path = log.name
     url = f'http://127.0.0.1:{port}'
     deadline = time.time() + 90
     while time.time() < deadline:
-        if p.poll() is not None: raise AssertionError(f"server exited: {p.stdout.read()[-3000:]}")
+        if p.poll() is not None: raise AssertionError(f"server exited: {Path(p.log_path).read_text()[-3000:]}")
         try:
             if httpx.get(url + '/readyz', timeout=1).status_code == 200: return p, url
         except httpx.HTTPError: pass
