@@ -39,3 +39,7 @@ export: install
 
 clean:
 	rm -rf $(VENV) .mlkit build *.egg-info
+
+# benchmarks (not part of `make test`): reports/bench/<name>.json + README.md, copied to bench/results/; about 12 minutes
+bench: install
+	$(BIN)/python bench/run_all.py

@@ -4,7 +4,7 @@ Both train the same `TabularNet` on the same full Adult training split (85% of t
 with the same batch size, `batch_loader`, AdamW + cosine schedule, BCE loss and a validation pass per epoch
 (loss, accuracy, AUC, as `TabularModule` logs), for a fixed number of epochs without early stopping. Repeats are
 interleaved (L, P, L, P, ...) so drifting machine load hits both alike. Reported: seconds per epoch (median of the
-per-run means over >= 3 repeats, plus per-epoch medians that exclude set-up) and the Lightning / plain ratio.
+per-run means over the repeats, plus per-epoch medians that exclude set-up) and the Lightning / plain ratio.
 
 Lightning runs twice per repeat: `bare` (no logger, no progress bar, no checkpointing, no early stopping: only the
 training loop is compared) and `fit_callbacks` (the callbacks `fit()` adds: EarlyStopping with patience large enough
@@ -13,7 +13,7 @@ not to stop, ModelCheckpoint to a temp folder, log_every_n_steps=10).
 Then `fit()` with default parameters on the full Adult training file: total seconds, epochs, and accuracy / ROC AUC
 on the official test file.
 
-    .venv/bin/python bench/bench_training.py [--epochs 5] [--repeats 3] [--skip-fit]
+    .venv/bin/python bench/bench_training.py [--epochs 5] [--repeats 5] [--threads 1] [--skip-fit]
 """
 from __future__ import annotations
 import argparse, os, sys, time
@@ -108,7 +108,7 @@ def run_plain(cfg, dtr, dva, p: TrainParams, epochs: int):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--epochs', type=int, default=5)
-    ap.add_argument('--repeats', type=int, default=3)
+    ap.add_argument('--repeats', type=int, default=5)
     ap.add_argument('--skip-fit', action='store_true')
     ap.add_argument('--threads', type=int, default=1, help='torch intra-op threads (0: torch default, one per core)')
     a = ap.parse_args()
