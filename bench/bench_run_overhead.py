@@ -85,7 +85,7 @@ def main():
             print(f"repeat {i + 1} {name:15s} {dt:6.2f}s", flush=True)
     # what a fresh kernel pays before the first cell does any work: the interpreter and the imports of the train notebook
     imp = {'python -c pass': 'pass', 'import mlkit.train': 'import mlkit.train',
-           'import torch': 'import torch', 'train notebook imports': 'import mlkit.data, mlkit.train, mlkit.runs'}
+           'import torch': 'import torch'}
     imports = {}
     for label, code in imp.items():
         xs = []

@@ -14,7 +14,7 @@
 
 All traffic goes to 127.0.0.1; every load run is bounded in time (and wrk/loadgen in requests by that time).
 
-    .venv/bin/python bench/bench_serving.py [--duration 10] [--warmup 2] [--profile-concurrency 64] [--skip-profile]
+    .venv/bin/python bench/bench_serving.py [--duration 10] [--warmup 2] [--profiles c64 c8 batch100_c8] [--skip-profile]
 """
 from __future__ import annotations
 import argparse, json, math, os, re, shutil, subprocess, sys, time
@@ -111,12 +111,14 @@ def _cpu(procs):
 # servers
 
 class Server:
+    "kind: 'mlkit' (`mlkit serve`), 'minimal' (minimal_app.py, pandas path) or 'minimal_records' (its predict_records path)."
     def __init__(self, kind, model_dir=None):
         self.kind, self.model_dir, self.proc, self.port = kind, model_dir, None, None
     def start(self, timeout=180):
         self.port = common.free_port()
         if self.kind == 'mlkit': argv = pin('server') + [str(common.VENV_BIN/'mlkit'), 'serve', '--port', str(self.port)]
-        else: argv = pin('server') + [sys.executable, str(common.BENCH/'minimal_app.py'), '--model', str(self.model_dir), '--port', str(self.port)]
+        else: argv = pin('server') + [sys.executable, str(common.BENCH/'minimal_app.py'), '--model', str(self.model_dir), '--port', str(self.port),
+                                      '--path', 'records' if self.kind == 'minimal_records' else 'pandas']
         self.log = open(TMP/f'{self.kind}-{self.port}.log', 'w')
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=os.environ.copy(), start_new_session=True)
@@ -194,6 +196,11 @@ def in_process(model_folder: Path, recs: list, idx) -> dict:
     res['predict_1row_per_s'] = rate(lambda: pred.predict(df1))
     res['predict_100rows_per_s'] = rate(lambda: pred.predict(df100))
     res['predict_100rows_rows_per_s'] = common.stats([v * 100 for v in res['predict_100rows_per_s']['values']], 1)
+    has_records = hasattr(pred, 'predict_records')
+    if has_records:    # the service's path (Scorer.score uses it when present)
+        res['predict_records_1row_per_s'] = rate(lambda: pred.predict_records(r1))
+        res['predict_records_100rows_per_s'] = rate(lambda: pred.predict_records(r100))
+        res['predict_records_100rows_rows_per_s'] = common.stats([v * 100 for v in res['predict_records_100rows_per_s']['values']], 1)
     # the steps of one request, alone (microseconds per call, median of repeats)
     inputs = pred.transform.inputs
     Request = request_model(record_model(schema, inputs), 1000, base=pydantic.BaseModel)
@@ -216,11 +223,16 @@ def in_process(model_folder: Path, recs: list, idx) -> dict:
             'FeatureTransform.transform': lambda: pred.transform.transform(df, stats=True),
             'torch forward (Predictor.raw)': lambda: pred.raw(arr),
             'Predictor.predict (transform+torch+decode)': lambda: pred.predict(df),
-            'Scorer.score (DataFrame+predict+dicts)': lambda: scorer.score(dumped),
+            **({'FeatureTransform.transform_records': lambda: pred.transform.transform_records(dumped, stats=True),
+                'Predictor.predict_records (no pandas)': lambda: pred.predict_records(dumped)} if has_records else {}),
+            'Scorer.score (the service path)': lambda: scorer.score(dumped),
             'PredictionLog append (log_rows)': lambda: scorer.log_rows('r' * 32, dumped, preds),
             'json.dumps(answer)': lambda: json.dumps(answer),
         }
-        steps[f'{n}_rows'] = {k: round(1e6 / rate(f, 0.4, 3)['median'], 1) for k, f in fns.items()}
+        steps[f'{n}_rows'] = {}
+        for k, f in fns.items():
+            try: steps[f'{n}_rows'][k] = round(1e6 / rate(f, 0.4, 3)['median'], 1)
+            except Exception as e: steps.setdefault('errors', {})[f'{n} rows: {k}'] = f'{type(e).__name__}: {e}'[:200]
     try:   # the Prometheus observation needs BentoML's metrics; measured with prometheus_client directly
         import prometheus_client as pc
         reg = pc.CollectorRegistry()
@@ -243,20 +255,23 @@ def in_process(model_folder: Path, recs: list, idx) -> dict:
 # (stage, test on one frame 'function (file:line)'). The first N_OUTER stages claim a sample when any frame of its stack
 # matches (everything below them belongs to them); otherwise the innermost frame that matches decides, so a json call
 # inside pydantic counts as JSON, pandas work inside the transform as the transform.
-N_OUTER = 1
+N_OUTER = 3
 # py-spy shortens paths to the package's own folders: these are opentelemetry's (asgi instrumentation, sdk, api, util)
 OTEL_PATHS = ('(asgi/__init__.py', '(trace/', '(context/', '(attributes/', '(_semconv.py', '(_decorator.py', '(propagators/',
               '(baggage/', '(http/__init__.py', '(sdk/', '(instrumentation/')
 STAGES = [
+    # outer: claim everything below them
     ('BentoML: JSON schema rebuilt for every response (IOMixin.mime_type)', lambda f: 'IOMixin.mime_type' in f or 'model_json_schema' in f),
+    ('prediction log write (incl. its JSON)', lambda f: 'PredictionLog' in f or 'log_rows' in f),
+    ('mlkit metrics observe (Prometheus)', lambda f: 'ServiceMetrics.observe' in f),
+    # innermost match
     ('logging (access log, error tracebacks)', lambda f: '(logging/' in f or '(traceback.py' in f or '(linecache' in f
         or 'http/access.py' in f or 'bentoml/_internal/log.py' in f),
-    ('JSON encode/decode', lambda f: '(json/' in f or 'orjson' in f or 'ujson' in f),
+    ('JSON encode/decode (request, response)', lambda f: '(json/' in f or 'orjson' in f or 'ujson' in f),
     ('torch forward', lambda f: 'Predictor.raw' in f),
-    ('feature transform (pandas/numpy)', lambda f: 'FeatureTransform.transform' in f),
+    ('feature transform', lambda f: 'FeatureTransform.transform' in f),
     ('DataFrame construction', lambda f: 'from_records' in f or 'DataFrame.__init__' in f),
-    ('Prometheus metrics (mlkit observe + BentoML)', lambda f: 'ServiceMetrics.observe' in f or 'prometheus_client' in f or 'metrics_middleware' in f.lower()),
-    ('prediction log write', lambda f: 'PredictionLog' in f or 'log_rows' in f),
+    ("Prometheus (BentoML's request metrics)", lambda f: 'prometheus_client' in f or 'metrics_middleware' in f.lower() or 'instruments.py' in f),
     ('Scorer.score (labels, result dicts)', lambda f: 'Scorer.score' in f or 'Predictor.predict' in f),
     ('pydantic validation / model_dump', lambda f: 'pydantic' in f or 'model_dump' in f),
     ('OpenTelemetry tracing', lambda f: 'opentelemetry' in f.lower() or any(x in f for x in OTEL_PATHS)),
@@ -278,7 +293,11 @@ def attribute(folded: Path) -> dict:
         total += n
         if frames and frames[0].startswith(('thread (', 'process ')): threads[frames[0]] += n; frames = frames[1:]
         stage, frame = 'other', frames[-1] if frames else '?'
-        for name, test in STAGES[:N_OUTER]:
+        if len(frames) >= 2 and frames[-2].startswith('Runner.run ('):
+            # only the request's root coroutine (the outermost ASGI app, at its first line) is on the stack: the event loop
+            # is stepping the task (C code), not that app's own work
+            stage = 'asyncio event loop'
+        for name, test in ([] if stage != 'other' else STAGES[:N_OUTER]):
             hit = next((f for f in frames if test(f)), None)
             if hit: stage, frame = name, hit; break
         if stage == 'other':
@@ -305,15 +324,15 @@ def _short(frame: str) -> str:
     parts = path.split('/')
     return f"{fn} ({'/'.join(parts[-2:])})"
 
-def profile(model_folder, bodies, conc, seconds, warmup, pyspy, name='serving_profile', svg_seconds=6) -> dict:
+def profile(model_folder, bodies, conc, seconds, warmup, pyspy, name='serving_profile', svg_seconds=5, body='single') -> dict:
     srv = Server('mlkit').start()
-    out = dict(concurrency=conc, seconds=seconds, worker_pid=srv.worker)
+    out = dict(concurrency=conc, body=body, seconds=seconds, worker_pid=srv.worker)
     try:
         check(srv, bodies)
         total = warmup + seconds + svg_seconds + 6
         load = subprocess.Popen(pin('client') + ['wrk', f'-t{min(conc, 2)}', f'-c{conc}', f'-d{total}s', '--timeout', '5s', '-s', str(LUA), srv.url,
-                                 '--', str(bodies['paths']['single'])] if have_wrk() else
-                                pin('client') + [sys.executable, str(common.BENCH/'loadgen.py'), '--url', srv.url, '--bodies', str(bodies['paths']['single']),
+                                 '--', str(bodies['paths'][body])] if have_wrk() else
+                                pin('client') + [sys.executable, str(common.BENCH/'loadgen.py'), '--url', srv.url, '--bodies', str(bodies['paths'][body]),
                                  '-c', str(conc), '-d', str(total), '--max-requests', str(20_000 * total)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(warmup)
@@ -335,8 +354,7 @@ def profile(model_folder, bodies, conc, seconds, warmup, pyspy, name='serving_pr
             out['error'] = (r1.stderr or r1.stdout)[-500:]; return out
         out['attribution'] = attribute(raw)
         out['files'] = dict(raw=str(raw), svg=str(svg) if svg.exists() and not r2.returncode else None)
-        for p in (raw, svg):
-            if p.exists(): shutil.copy2(p, common.KEEP/p.name)
+        if svg.exists(): shutil.copy2(svg, common.KEEP/svg.name)     # the raw stacks (large) stay in reports/bench/
     finally:
         srv.stop()
     return out
@@ -350,12 +368,16 @@ def ensure_pyspy():
 
 # ---------------------------------------------------------------------------------------------------------------
 
+MINIMAL_RECORDS_SCENARIOS = ('single_c1', 'single_c64', 'batch100_c8')
+# py-spy profiles: key -> (bodies, concurrency, the load run they belong to, file name under reports/bench/)
+PROFILES = {'c64': ('single', 64, 'single_c64', 'serving_profile'), 'c8': ('single', 8, 'single_c8', 'serving_profile_c8'),
+            'batch100_c8': ('batch100', 8, 'batch100_c8', 'serving_profile_batch100')}
 SCENARIOS = [('single_c1', 'single', 1, 1), ('single_c8', 'single', 8, 1), ('single_c64', 'single', 64, 1), ('batch100_c8', 'batch100', 8, 100)]
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--duration', type=int, default=10); ap.add_argument('--warmup', type=int, default=2)
-    ap.add_argument('--profile-concurrency', type=int, nargs='+', default=[64, 8], help='one py-spy profile per value')
+    ap.add_argument('--profiles', nargs='+', choices=list(PROFILES), default=list(PROFILES), help='py-spy profiles to take (load scenarios)')
     ap.add_argument('--profile-seconds', type=int, default=10)
     ap.add_argument('--skip-profile', action='store_true'); ap.add_argument('--only', nargs='*', help='scenario names')
     ap.add_argument('--no-pin', action='store_true', help='do not pin the load generator and the servers to separate cores')
@@ -381,11 +403,19 @@ def main():
     minimal = Server('minimal', folder).start()
     res['minimal_ready_s'] = minimal.ready_s
     res['checks'] = dict(minimal=check(minimal, bodies))
+    from mlkit.model import Predictor
+    mrec = None
+    if hasattr(Predictor, 'predict_records'):    # the service's own model path without pandas: isolates the framework
+        runs['minimal_records'] = {}
+        mrec = Server('minimal_records', folder).start(); res['checks']['minimal_records'] = check(mrec, bodies)
     try:
         for name, body, conc, rows in SCENARIOS:
             if a.only and name not in a.only: continue
             runs['minimal'][name] = measure(minimal.url, bodies['paths'][body], conc, rows, a.duration, a.warmup, [minimal.proc.pid], minimal.proc.pid)
             _print('minimal', name, runs['minimal'][name])
+            if mrec and name in MINIMAL_RECORDS_SCENARIOS:
+                runs['minimal_records'][name] = measure(mrec.url, bodies['paths'][body], conc, rows, a.duration, a.warmup, [mrec.proc.pid], mrec.proc.pid)
+                _print('min.rec', name, runs['minimal_records'][name])
             srv = Server('mlkit').start()
             try:
                 res['checks'].setdefault('mlkit', check(srv, bodies))
@@ -396,16 +426,19 @@ def main():
                     runs['mlkit']['single_c1_after_c64'] = m2 = measure(srv.url, bodies['paths']['single'], 1, 1, max(a.duration // 2, 3), 0, srv.pids(), srv.worker)
                     _print('mlkit', 'single_c1_after_c64', m2)
             finally: srv.stop()
-    finally: minimal.stop()
+    finally:
+        minimal.stop()
+        if mrec: mrec.stop()
     res['runs'] = runs
     res['profiles'] = {}
     if not a.skip_profile:
         pyspy = ensure_pyspy()
-        for i, c in enumerate(a.profile_concurrency):
-            if not pyspy: res['profiles'][f'c{c}'] = dict(error='py-spy unavailable'); continue
-            print(f'profiling the BentoML worker under single-row load at concurrency {c} ...', flush=True)
-            pr = res['profiles'][f'c{c}'] = profile(folder, bodies, c, a.profile_seconds, a.warmup + 1, pyspy,
-                                                    'serving_profile' if i == 0 else f'serving_profile_c{c}')
+        for key in a.profiles:
+            body, c, run, fname = PROFILES[key]
+            if not pyspy: res['profiles'][key] = dict(error='py-spy unavailable'); continue
+            print(f'profiling the BentoML worker under {body} load at concurrency {c} ...', flush=True)
+            pr = res['profiles'][key] = profile(folder, bodies, c, a.profile_seconds, a.warmup + 1, pyspy, fname, body=body)
+            pr['run'] = run
             print(json.dumps(pr.get('load_during_profile')), json.dumps(pr.get('attribution', pr).get('stages_pct', pr), default=str)[:1500], flush=True)
     res.update(summarize(res))
     common.write_result('serving', res)
@@ -419,8 +452,11 @@ def summarize(res) -> dict:
     R, ip = res['runs'], res['in_process']
     table = [dict(metric='in-process Predictor.predict, 1-row frame', value=f"{common.spread(ip['predict_1row_per_s'], '{:,.0f}')} calls/s"),
              dict(metric='in-process Predictor.predict, 100-row frame', value=f"{common.spread(ip['predict_100rows_rows_per_s'], '{:,.0f}')} rows/s")]
+    if ip.get('predict_records_1row_per_s'):
+        table += [dict(metric='in-process Predictor.predict_records (the service path), 1 record', value=f"{common.spread(ip['predict_records_1row_per_s'], '{:,.0f}')} calls/s"),
+                  dict(metric='in-process Predictor.predict_records, 100 records', value=f"{common.spread(ip['predict_records_100rows_rows_per_s'], '{:,.0f}')} rows/s")]
     for name, *_ in SCENARIOS + [('single_c1_after_c64',)]:
-        for tgt in ('mlkit', 'minimal'):
+        for tgt in ('mlkit', 'minimal', 'minimal_records'):
             m = R.get(tgt, {}).get(name)
             if not m: continue
             rate = f"{m['ok_rows_per_s']:,.0f} rows/s" if m['rows_per_request'] > 1 else f"{m['ok_req_per_s']:,.0f} req/s"
@@ -434,14 +470,16 @@ def summarize(res) -> dict:
             if tgt == 'mlkit' and name == 'batch100_c8':
                 row['goal'] = '>= 100,000 rows/s'; row['met'] = m['ok_rows_per_s'] >= 100_000
             table.append(row)
-    ratio = None
-    if R.get('mlkit', {}).get('single_c64') and R.get('minimal', {}).get('single_c64'):
-        ratio = R['mlkit']['single_c64']['ok_req_per_s'] / max(R['minimal']['single_c64']['ok_req_per_s'], 1e-9)
-        table.append(dict(metric='mlkit / minimal app, single-row c64 (2xx rate)', value=f'{ratio:.1%}', goal='>= 45%', met=ratio >= 0.45))
+    ratios = {}
+    for base in ('minimal', 'minimal_records'):
+        if R.get('mlkit', {}).get('single_c64') and R.get(base, {}).get('single_c64'):
+            ratios[base] = r = R['mlkit']['single_c64']['ok_req_per_s'] / max(R[base]['single_c64']['ok_req_per_s'], 1e-9)
+            what = 'minimal app (pandas path, as specified)' if base == 'minimal' else 'minimal app on the same records path (framework only)'
+            table.append(dict(metric=f'mlkit / {what}, single-row c64 (2xx rate)', value=f'{r:.1%}', goal='>= 45%', met=r >= 0.45))
     for key, prof in res.get('profiles', {}).items():
         pr = prof.get('attribution')
         if not pr: continue
-        run = R.get('mlkit', {}).get(f'single_{key}') or {}
+        run = R.get('mlkit', {}).get(prof.get('run', f'single_{key}')) or {}
         ms = run.get('worker_cpu_ms_per_request')
         top = [(k, v) for k, v in pr['stages_pct'].items() if v >= 1.0][:9]
         share = prof.get('load_during_profile', {})
@@ -453,84 +491,114 @@ def summarize(res) -> dict:
     if st.get('1_rows'):
         table.append(dict(metric='single-row request steps alone (µs)', value='; '.join(f'{k} {v:,.0f}' for k, v in st['1_rows'].items())))
     notes.append('Rates count 2xx answers only; latency percentiles (wrk) cover every answer, 503s included. '
-                 'mlkit is restarted per scenario (its adaptive batcher keeps state between runs); both servers run one torch thread; '
+                 'mlkit is restarted per scenario (its adaptive batcher keeps state between runs); all servers run one torch thread; '
                  + (f"the load generator runs on core {PIN['client']}, the servers on {PIN['server']}." if PIN['client'] else
                     'the load generator shares the cores with the server.'))
     findings, suggestions = findings_of(res)
     notes += ['**Findings:** ' + ' '.join(findings)] if findings else []
-    notes += ['**Suggestions (the service was not changed):**'] + [f'{i}. {x}' for i, x in enumerate(suggestions, 1)] if suggestions else []
-    return dict(mlkit_vs_minimal_single_c64=round(ratio, 4) if ratio is not None else None,
+    notes += ['**Suggestions (the service was not changed), largest measured share first:**'] + [f'{i}. {x}' for i, x in enumerate(suggestions, 1)] if suggestions else []
+    return dict(mlkit_vs_minimal_single_c64=round(ratios['minimal'], 4) if 'minimal' in ratios else None,
+                mlkit_vs_minimal_records_single_c64=round(ratios['minimal_records'], 4) if 'minimal_records' in ratios else None,
                 goals=dict(single_c64_req_per_s=2500, single_c64_p99_ms=30, vs_minimal=0.45, batch_rows_per_s=100_000),
                 findings=findings, suggestions=suggestions, table=table, notes=notes)
 
 def findings_of(res):
     "What dominates the time of a request, read from this run's numbers; suggestions for the conditions found."
     R, ip, P = res['runs'], res['in_process'], res.get('profiles', {})
-    ml, mi = R.get('mlkit', {}), R.get('minimal', {})
-    steps = ip.get('steps_us', {}).get('1_rows', {})
-    f, s = [], []
-    if steps:
-        tf, df_, fw = steps.get('FeatureTransform.transform', 0), steps.get('DataFrame.from_records', 0), steps.get('torch forward (Predictor.raw)', 0)
-        pyd = steps.get('pydantic validate (model_validate_json)', 0) + steps.get('pydantic model_dump of rows', 0)
-        tot = steps.get('Scorer.score (DataFrame+predict+dicts)', 0) + pyd + steps.get('PredictionLog append (log_rows)', 0) + steps.get('json.dumps(answer)', 0)
-        t100 = ip.get('steps_us', {}).get('100_rows', {}).get('FeatureTransform.transform', 0)
-        if tot:
-            f.append(f"Measured alone, mlkit's own work for one single-row request is ~{tot / 1000:.1f} ms of CPU: feature transform "
-                     f"{tf / 1000:.2f} ms, DataFrame.from_records {df_ / 1000:.2f} ms, torch {fw / 1000:.2f} ms; pydantic validation + dump "
-                     f"{pyd:.0f} µs; JSON and the prediction log tens of µs. The transform is pandas per-column work (Series construction, "
-                     f"Series.map) with a fixed cost: 100 rows take {t100 / 1000:.2f} ms, about the same as one.")
+    ml, mi, mr = R.get('mlkit', {}), R.get('minimal', {}), R.get('minimal_records', {})
+    s1, s100 = ip.get('steps_us', {}).get('1_rows', {}), ip.get('steps_us', {}).get('100_rows', {})
+    f, sug = [], []
+    records = 'Predictor.predict_records (no pandas)' in s1
+    if s1:
+        score1, score100 = s1.get('Scorer.score (the service path)', 0), s100.get('Scorer.score (the service path)', 0)
+        tf = s1.get('FeatureTransform.transform_records' if records else 'FeatureTransform.transform', 0)
+        pyd = s1.get('pydantic validate (model_validate_json)', 0) + s1.get('pydantic model_dump of rows', 0)
+        f.append(f"Measured alone, the service's model path (Scorer.score{', via predict_records' if records else ', via a DataFrame'}) costs "
+                 f"{score1 / 1000:.2f} ms for one record and {score100 / 1000:.2f} ms for 100: transform {tf / 1000:.2f} ms, torch "
+                 f"{s1.get('torch forward (Predictor.raw)', 0) / 1000:.2f} ms; pydantic validation + dump {pyd:.0f} µs, prediction log "
+                 f"{s1.get('PredictionLog append (log_rows)', 0):.0f} µs. The pandas path (DataFrame.from_records + FeatureTransform.transform) "
+                 f"costs {(s1.get('DataFrame.from_records', 0) + s1.get('FeatureTransform.transform', 0)) / 1000:.2f} ms per call whatever the rows.")
     def stage_line(key):
         a = P.get(key, {}).get('attribution')
         if not a: return None
-        run = ml.get(f'single_{key}') or {}
-        ms = run.get('worker_cpu_ms_per_request')
+        ms = (ml.get(P[key].get('run', f'single_{key}')) or {}).get('worker_cpu_ms_per_request')
         parts = [f"{k} {v}%" + (f" (~{v * ms / 100:.2f} ms)" if ms else '') for k, v in a['stages_pct'].items() if v >= 2.0]
-        return (f"Profile at concurrency {key[1:]} ({a['samples']} py-spy samples of the worker"
-                + (f", {ms:.2f} ms worker CPU per request in the unprofiled run" if ms else '') + "): " + ', '.join(parts) + '.')
-    for key in ('c8', 'c64'):
+        what = '100-row' if P[key].get('body') == 'batch100' else 'single-row'
+        return (f"Profile, {what} requests at concurrency {P[key].get('concurrency')} ({a['samples']} py-spy samples of the worker"
+                + (f"; {ms:.2f} ms of worker CPU per request in the unprofiled run" if ms else '') + "): " + ', '.join(parts) + '.')
+    for key in P:
         line = stage_line(key)
         if line: f.append(line)
-    st = {k: P.get(k, {}).get('attribution', {}).get('stages_pct', {}) for k in ('c8', 'c64')}
-    g = lambda name: max([st[k].get(name, 0) for k in st] + [0])
-    transform_pct = g('feature transform (pandas/numpy)') + g('DataFrame construction')
-    schema_pct, otel_pct, log_pct = g('BentoML: JSON schema rebuilt for every response (IOMixin.mime_type)'), g('OpenTelemetry tracing'), g('logging (access log, error tracebacks)')
+    util = [m.get('server_cpu_util') for m in ml.values() if m.get('concurrency', 0) >= 8 and m.get('server_cpu_util')]
+    if util and min(util) >= 0.85:
+        f.append(f"Under load (concurrency >= 8) the single BentoML worker is CPU-bound: {min(util):.2f}-{max(util):.2f} cores busy.")
+    st = [P.get(k, {}).get('attribution', {}).get('stages_pct', {}) for k in P]
+    def top(k):   # the frames behind stage k, in the profile where it weighs most
+        best = max(P.values(), key=lambda x: x.get('attribution', {}).get('stages_pct', {}).get(k, 0), default={})
+        return best.get('attribution', {}).get('stage_top_frames_pct', {}).get(k, {})
+    g = lambda *names: max([sum(x.get(n, 0) for n in names) for x in st] + [0])
     m64 = ml.get('single_c64')
     if m64 and m64['ok_share'] < 0.95:
         f.append(f"At concurrency 64 the adaptive batcher shed load: only {m64['ok_share']:.0%} of answers were 200 "
-                 f"({m64['ok_req_per_s']:,.0f} ok of {m64['req_per_s']:,.0f} req/s), the rest 503 'overloaded', each logged with a traceback.")
+                 f"({m64['ok_req_per_s']:,.0f} ok of {m64['req_per_s']:,.0f} req/s), the rest 503 'overloaded'.")
     after, c1 = ml.get('single_c1_after_c64'), ml.get('single_c1')
-    if after and c1 and after['latency_ms']['p50'] > 2 * c1['latency_ms']['p50']:
+    sticky = bool(after and c1 and after['latency_ms']['p50'] > 2 * c1['latency_ms']['p50'])
+    if sticky:
         f.append(f"The batcher keeps what it learned under load: on the same server right after the c64 run, requests at concurrency 1 "
-                 f"took p50 {after['latency_ms']['p50']:.0f} ms ({after['ok_req_per_s']:.0f} req/s) instead of {c1['latency_ms']['p50']:.1f} ms "
-                 f"({c1['ok_req_per_s']:.0f} req/s) on a fresh server, and each request cost {after.get('server_cpu_ms_per_request')} ms of server "
-                 f"CPU instead of {c1.get('server_cpu_ms_per_request')}: CorkDispatcher keeps a learned wait and polls every 1 ms for a batch that never comes.")
-    mn, mk = mi.get('single_c64'), ml.get('single_c64')
-    if mn and mk:
-        f.append(f"The minimal Starlette app (no batching) serves {mn['ok_req_per_s']:,.0f} req/s at c64 (p99 {mn['latency_ms']['p99']:,.0f} ms), "
-                 f"mlkit {mk['ok_req_per_s']:,.0f}: both are capped by the per-call pandas cost, far below 2,500 req/s; batching is what lets "
-                 f"mlkit amortize it.")
-    # suggestions, most valuable first
-    if steps:
-        s.append(f"Make the transform cheap for small batches ({transform_pct:.0f}% of worker CPU under load, ~{(steps.get('FeatureTransform.transform', 0) + steps.get('DataFrame.from_records', 0)) / 1000:.1f} ms "
-                 "per call alone): score the validated records without pandas, in one pass building x_num with np.asarray over "
-                 "the numeric columns and x_cat with dict.get over the vocabularies (the same arithmetic as FeatureTransform.transform), "
-                 "and skip DataFrame.from_records in Scorer.score. That lifts the single-request ceiling (in-process "
-                 f"{ip['predict_1row_per_s']['median']:,.0f} predictions/s) and the batched rows/s, for the minimal app too.")
-    if schema_pct >= 2:
-        s.append(f"Give /predict an explicit output model: the API returns a plain `dict`, so BentoML wraps it in a root model and "
-                 f"IOMixin.to_http_response -> mime_type() rebuilds a pydantic TypeAdapter and its JSON schema on every response "
-                 f"({schema_pct:.0f}% of worker CPU). A pydantic response model (model, request_id, predictions) as the return type / "
-                 "output_spec makes mime_type() a constant and documents the answer in /docs.")
-    if otel_pct + log_pct >= 5:
-        s.append(f"Cut per-request framework work that nothing consumes: the OpenTelemetry ASGI middleware ({otel_pct:.0f}%; BentoML "
-                 "always installs it, even with no exporter: add /predict to `tracing.excluded_urls` when no exporter is set) and "
-                 f"the access log ({log_pct:.0f}%; `@bentoml.service(logging={{'access': {{'enabled': False}}}})` or sample it, since the "
-                 "prediction log already records every request).")
-    if (after and c1 and after['latency_ms']['p50'] > 2 * c1['latency_ms']['p50']) or (m64 and m64['ok_share'] < 0.95):
-        s.append("Tame the batcher: score inline when the queue holds a single request (no CorkDispatcher wait), reset or age its "
-                 "learned wait, and raise MLKIT_MAX_LATENCY_MS above the model's per-batch cost times the queue length so it does "
-                 "not shed healthy load; return 503 without logging a traceback for each.")
-    return f, s
+                 f"took p50 {after['latency_ms']['p50']:.1f} ms ({after['ok_req_per_s']:.0f} req/s) instead of {c1['latency_ms']['p50']:.1f} ms "
+                 f"({c1['ok_req_per_s']:.0f} req/s) on a fresh server, at {after.get('server_cpu_ms_per_request')} instead of "
+                 f"{c1.get('server_cpu_ms_per_request')} ms of server CPU per request: CorkDispatcher keeps its learned wait and polls "
+                 f"every 1 ms for a batch that never comes.")
+    for base, what in (('minimal', 'pandas path'), ('minimal_records', 'same records path')):
+        if R.get(base, {}).get('single_c64') and m64:
+            b = R[base]['single_c64']
+            f.append(f"The minimal Starlette app ({what}, no batching) serves {b['ok_req_per_s']:,.0f} req/s at c64 "
+                     f"(p99 {b['latency_ms']['p99']:,.0f} ms) against mlkit's {m64['ok_req_per_s']:,.0f} (p99 {m64['latency_ms']['p99']:,.0f} ms).")
+    # suggestions: (share of worker CPU they address, text), sorted by share
+    cands = []
+    share = g('feature transform', 'DataFrame construction')
+    if share >= 10:
+        cands.append((share, f"Make the transform cheap for small batches ({share:.0f}% of worker CPU): score the validated records without "
+                             "pandas (x_num with np.asarray over the numeric columns, x_cat with dict.get over the vocabularies, the "
+                             "arithmetic of FeatureTransform.transform) and skip DataFrame.from_records in Scorer.score."))
+    share = g('BentoML: JSON schema rebuilt for every response (IOMixin.mime_type)')
+    if share >= 2:
+        cands.append((share, f"Give /predict an explicit output model ({share:.0f}%): it returns a plain dict, so BentoML's "
+                             "IOMixin.to_http_response -> mime_type() rebuilds a pydantic TypeAdapter and JSON schema for every response; "
+                             "a pydantic response model (model, request_id, predictions) makes it a constant and documents /docs."))
+    share = g('OpenTelemetry tracing', 'logging (access log, error tracebacks)')
+    if share >= 5:
+        cands.append((share, f"Drop per-request work nothing consumes ({share:.0f}%): BentoML always installs the OpenTelemetry ASGI "
+                             "middleware (add /predict to `tracing.excluded_urls` when no exporter is set) and its access log "
+                             "(`@bentoml.service(logging={'access': {'enabled': False}})`; the prediction log records every request)."))
+    share = g('mlkit metrics observe (Prometheus)')
+    if share >= 4:
+        cands.append((share, f"Cheaper metrics ({share:.0f}% in ServiceMetrics.observe): it calls "
+                             "`.labels(model=tag)` once per scored row and per counter; resolve the labelled children once per model "
+                             "(and per label value) at start-up, and observe the score histogram once per batch."))
+    fw = g('BentoML endpoint, context and middlewares', 'Starlette / uvicorn HTTP', 'BentoML request/response IO (parse, serialize)', 'asyncio event loop')
+    if fw >= 30:
+        frames = ', '.join(list(top('BentoML endpoint, context and middlewares'))[:3] + list(top('Starlette / uvicorn HTTP'))[:2])
+        cands.append((fw, f"The rest is the generic per-request path of BentoML and Starlette/uvicorn ({fw:.0f}% of worker CPU; e.g. {frames}), "
+                          "paid once per HTTP request whatever its rows: with the worker CPU-bound, run one worker per spare core "
+                          "(`workers=` in @bentoml.service; `serve_args` already takes a `workers` argument it does not use yet), and favour batched "
+                          "requests (100 rows cost about as much HTTP work as one)."))
+    share = g('pydantic validation / model_dump')
+    if share >= 8:
+        cands.append((share, f"Validate straight into dicts ({share:.0f}%, more with more rows): the request is validated into one "
+                             "pydantic model per row and then `model_dump(by_alias=True)` rebuilds a dict per row; a TypeAdapter over "
+                             "`list[TypedDict]` with the same field constraints validates the JSON into plain dicts in one pass."))
+    share = g('prediction log write (incl. its JSON)')
+    if share >= 4:
+        cands.append((share, f"Cheaper prediction log ({share:.0f}%): PredictionLog.append runs one json.dumps per row (the whole input "
+                             "record again) in the event loop; serialize the batch in one call, reuse the request's raw JSON for the inputs, "
+                             "or hand the write to a background thread (keeping the flush before the response where that guarantee matters)."))
+    if sticky or (m64 and m64['ok_share'] < 0.95):
+        cands.append((max(50.0, 0), "Tame the batcher: score inline when the queue holds a single request (no CorkDispatcher wait), "
+                                     "reset or age its learned wait, and keep MLKIT_MAX_LATENCY_MS above the per-batch cost times the "
+                                     "queue length so that it does not shed healthy load."))
+    sug = [t for _, t in sorted(cands, key=lambda x: -x[0])]
+    return f, sug
 
 if __name__ == '__main__':
     try: main()

@@ -105,6 +105,30 @@ def run_plain(cfg, dtr, dva, p: TrainParams, epochs: int):
     return dict(total_s=time.perf_counter() - t0, epochs=epochs, epoch_s=times, val_loss=val_loss, val_auc=val_auc,
                 train_loss=train_loss)
 
+# Lightning functions whose cumulative time is overhead relative to the plain loop (not the model's own compute)
+OVERHEAD_PARTS = {
+    'self.log(train_loss) per step': ('lightning/pytorch/core/module.py', 'log'),
+    'training loop on_advance_end (step metrics, callbacks)': ('loops/training_epoch_loop.py', 'on_advance_end'),
+    'batch fetching, DataLoader work included (CombinedLoader, _DataFetcher)': ('loops/fetchers.py', '__next__'),
+    'callback hook dispatch': ('trainer/call.py', '_call_callback_hooks'),
+    'zero_grad through the strategy': ('loops/optimization/automatic.py', '_optimizer_zero_grad'),
+    'apply_to_collection (all callers)': ('lightning_utilities/core/apply_func.py', 'apply_to_collection'),
+}
+
+def overhead_profile(cfg, dtr, dva, p, epochs=2) -> dict:
+    import cProfile, pstats
+    out = {}
+    for name, f in (('plain', lambda: run_plain(cfg, dtr, dva, p, epochs)), ('lightning', lambda: run_lightning(cfg, dtr, dva, p, epochs, False))):
+        pr = cProfile.Profile(); t0 = time.perf_counter(); pr.enable(); f(); pr.disable()
+        out[name] = (time.perf_counter() - t0, pstats.Stats(pr).stats)
+    parts = {}
+    for label, (path, fn) in OVERHEAD_PARTS.items():
+        ct = sum(v[3] for (file, _, func), v in out['lightning'][1].items() if file.endswith(path) and func == fn)
+        parts[label] = round(ct / epochs, 4)
+    return dict(epochs=epochs, plain_s_per_epoch=round(out['plain'][0] / epochs, 4), lightning_s_per_epoch=round(out['lightning'][0] / epochs, 4),
+                gap_s_per_epoch=round((out['lightning'][0] - out['plain'][0]) / epochs, 4), parts_s_per_epoch=parts,
+                note='under cProfile (which inflates Python-heavy code); parts overlap (apply_to_collection is also inside self.log)')
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--epochs', type=int, default=5)
@@ -163,6 +187,11 @@ def main():
         dict(metric='every epoch pooled: Lightning bare / plain s/epoch', value=f"{common.spread(all_epochs['lightning_bare'])} / "
              f"{common.spread(all_epochs['plain'])} = {res['ratio_all_epochs_median_bare_vs_plain']:.3f}x"),
     ]
+    print("profiling where Lightning's extra time goes (cProfile, 2 epochs each) ...", flush=True)
+    res['lightning_overhead_profile'] = overhead_profile(cfg, dtr, dva, p)
+    op = res['lightning_overhead_profile']
+    table.append(dict(metric="where Lightning's extra time goes (cProfile, s/epoch; inflates Python overhead)",
+                      value=f"gap {op['gap_s_per_epoch']:.3f} s/epoch: " + '; '.join(f"{k} {v:.3f}" for k, v in op['parts_s_per_epoch'].items())))
     if not a.skip_fit:
         print("fit() with default parameters on the full Adult training file ...", flush=True)
         t0 = time.perf_counter()

@@ -2,13 +2,15 @@
 
 POST /predict {"rows": [record, ...]} -> json parse -> pandas DataFrame -> Predictor.predict -> JSON
 (no validation, batching, logging, metrics or tracing: the floor of what any Python service of this model costs).
+`--path records` scores the parsed records with `Predictor.predict_records` instead (no DataFrame), when the
+installed mlkit has it: the same model path as the mlkit service, so the comparison isolates the framework.
 
-    .venv/bin/python bench/minimal_app.py --model MODEL_DIR --port 8000
+    .venv/bin/python bench/minimal_app.py --model MODEL_DIR --port 8000 [--path pandas|records]
 """
 import argparse, json, os
 from pathlib import Path
 
-def make_app(model_dir):
+def make_app(model_dir, path='pandas'):
     import pandas as pd, torch
     from starlette.applications import Starlette
     from starlette.responses import Response
@@ -18,10 +20,12 @@ def make_app(model_dir):
     pred = Predictor.load(model_dir)
     columns = list(json.loads((Path(model_dir)/'schema.json').read_text())['columns'])
 
+    records = path == 'records' and hasattr(pred, 'predict_records')
+
     async def predict(request):
         body = json.loads(await request.body())
-        df = pd.DataFrame.from_records(body['rows'], columns=columns)
-        out = pred.predict(df)
+        if records: out = pred.predict_records(body['rows'])
+        else: out = pred.predict(pd.DataFrame.from_records(body['rows'], columns=columns))
         preds = [dict(label=l, score=s) for l, s in zip(out['label'].tolist(), out['score'].tolist())]
         return Response(json.dumps(dict(predictions=preds)), media_type='application/json')
 
@@ -32,6 +36,7 @@ if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--model', required=True, help='model folder (weights, net.json, transform.json, schema.json)')
     ap.add_argument('--port', type=int, default=8000)
+    ap.add_argument('--path', choices=['pandas', 'records'], default='pandas', help='model path: DataFrame + predict, or predict_records')
     a = ap.parse_args()
     import uvicorn
-    uvicorn.run(make_app(a.model), host='127.0.0.1', port=a.port, log_level='warning', access_log=False)
+    uvicorn.run(make_app(a.model, a.path), host='127.0.0.1', port=a.port, log_level='warning', access_log=False)

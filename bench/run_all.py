@@ -14,10 +14,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
-ORDER = ['startup', 'run_overhead', 'training', 'serving']
+ORDER = ['startup', 'run_overhead', 'training', 'serving', 'monitor']
 QUICK = dict(startup=['--help-runs', '5', '--serve-runs', '1'], run_overhead=['--repeats', '1'],
              training=['--epochs', '2', '--repeats', '1', '--skip-fit'],
-             serving=['--duration', '3', '--warmup', '1', '--profile-seconds', '3', '--profile-concurrency', '64'])
+             serving=['--duration', '3', '--warmup', '1', '--profile-seconds', '3', '--profiles', 'c64'],
+             monitor=['--sizes', '10000', '100000', '--repeats', '1'])
 
 def ensure_wrk():
     if shutil.which('wrk'): return True
