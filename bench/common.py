@@ -103,7 +103,8 @@ def write_tables():
                   '| metric | value | goal | met |', '|---|---|---|---|']
         for row in r.get('table', []):
             lines.append(f"| {row['metric']} | {row['value']} | {row.get('goal') or ''} | {_fmt_met(row.get('met'))} |")
-        for note in r.get('notes', []): lines += ['', note]
+        notes = r.get('notes') or []
+        for note in ([notes] if isinstance(notes, str) else notes): lines += ['', str(note)]
         lines.append('')
     text = '\n'.join(lines)
     for d in (OUT, KEEP):
