@@ -12,7 +12,7 @@ from .config import MlkitError, UsageError
 # %% auto #0
 __all__ = ['make_parser', 'main']
 
-# %% ../nbs/10_cli.ipynb #451174e2
+# %% ../nbs/10_cli.ipynb #094c7f53
 def _cmd_validate(a):
     from mlkit.data import validate_file
     rep = validate_file(a.data, a.target, a.schema, a.sensitive or (), encoding=a.encoding)
@@ -139,8 +139,8 @@ def _model_ref(a):
 def _cmd_serve(a):
     import os, subprocess
     from mlkit.serving import serve_args
-    argv, env = serve_args(_model_ref(a), a.port, a.host)
-    print(f"serving {env['MLKIT_MODEL']} on http://{a.host}:{a.port} (docs: /docs, metrics: /metrics)", flush=True)
+    argv, env = serve_args(_model_ref(a), a.port, a.host, a.workers)
+    print(f"serving {env['MLKIT_MODEL']} on http://{a.host}:{a.port} with {env.get('MLKIT_WORKERS', 1)} worker(s) (docs: /docs, metrics: /metrics)", flush=True)
     try: return subprocess.call(argv, env=env)
     except KeyboardInterrupt: return 130
 
@@ -191,7 +191,7 @@ def _cmd_ops(a):
     for p in export_ops(a.out, a.runbook_base, a.model): print(p)
     return 0
 
-# %% ../nbs/10_cli.ipynb #9ea8d166
+# %% ../nbs/10_cli.ipynb #8f02c19e
 def _data_args(p, required=True):
     p.add_argument('--data', required=required, metavar='PATH', help='CSV (.csv, .csv.gz, .tsv) or Parquet file')
     p.add_argument('--target', required=required, metavar='COL', help='the column to predict')
@@ -295,6 +295,7 @@ def make_parser() -> argparse.ArgumentParser:
     sv = sub.add_parser('serve', help='serve a registered model with BentoML (default: the production alias)')
     sv.add_argument('--alias', default=None); sv.add_argument('--model', metavar='TAG')
     sv.add_argument('--port', type=int, default=3000); sv.add_argument('--host', default='127.0.0.1')
+    sv.add_argument('--workers', default=None, help="worker processes: a number or 'cpu_count' (default: MLKIT_WORKERS, else 1)")
     sv.set_defaults(func=_cmd_serve)
     b = sub.add_parser('build', help='build a bento (model + service + pinned requirements); prints its tag')
     b.add_argument('--alias', default=None); b.add_argument('--model', metavar='TAG')

@@ -14,11 +14,11 @@ from .data import Schema
 from .registry import bentoml_module, resolve, model_path, verify_folder, alias_target, ModelError
 
 # %% auto #0
-__all__ = ['Num', 'Cat', 'OPEN_PATHS', 'record_model', 'response_model', 'request_model', 'prediction_log_dir', 'PredictionLog',
-           'read_prediction_log', 'Scorer', 'ServiceMetrics', 'GuardMiddleware', 'CanaryRouter', 'service_model_ref',
-           'make_service', 'bentos_dir', 'serve_args', 'build']
+__all__ = ['Num', 'Cat', 'OPEN_PATHS', 'record_model', 'response_model', 'request_model', 'request_adapter', 'prediction_log_dir',
+           'PredictionLog', 'read_prediction_log', 'Scorer', 'ServiceMetrics', 'TickBatcher', 'FastPath',
+           'GuardMiddleware', 'CanaryRouter', 'service_model_ref', 'make_service', 'bentos_dir', 'serve_args', 'build']
 
-# %% ../nbs/07_serving.ipynb #41bdb04e
+# %% ../nbs/07_serving.ipynb #e6d174c1
 import pydantic
 from pydantic import ConfigDict, Field, create_model
 
@@ -50,7 +50,18 @@ def request_model(record, max_rows: int, base=None):
                         rows=(list[record], Field(..., min_length=1, max_length=max_rows,
                                                   description=f'1 to {max_rows} records as they appear in the data')))
 
-# %% ../nbs/07_serving.ipynb #f4167445
+def request_adapter(schema: Schema, inputs: list, max_rows: int):
+    "Validates a raw `/predict` body straight into plain dicts: the rules, error locations and title of `request_model`."
+    from typing_extensions import TypedDict, Required, NotRequired
+    fields = {col: (Required if col in inputs else NotRequired)[Optional[Num if spec.kind == 'numeric' else Cat]]
+              for col, spec in schema.columns.items()}
+    Rec = TypedDict('Record', fields)
+    Rec.__pydantic_config__ = ConfigDict(extra='forbid')
+    Req = TypedDict('PredictRequest', {'rows': Annotated[list[Rec], Field(min_length=1, max_length=max_rows)]})
+    Req.__pydantic_config__ = ConfigDict(extra='forbid')
+    return pydantic.TypeAdapter(Req)
+
+# %% ../nbs/07_serving.ipynb #546f6cf6
 def prediction_log_dir() -> Path:
     "Folder of the prediction log: `$MLKIT_PREDICTION_LOG`, default `$MLKIT_HOME/logs/predictions`."
     return Path(os.environ.get('MLKIT_PREDICTION_LOG') or mlkit_home()/'logs'/'predictions')
@@ -66,7 +77,8 @@ class PredictionLog:
         if day != self._day:
             if self._f: self._f.close()
             self.folder.mkdir(parents=True, exist_ok=True)
-            self._f, self._day = open(self.folder/f'predictions-{day}.jsonl', 'ab'), day
+            # unbuffered: each append is one write() on an O_APPEND file, so several workers never interleave lines
+            self._f, self._day = open(self.folder/f'predictions-{day}.jsonl', 'ab', buffering=0), day
         return self._f
 
     def append(self, records: list):
@@ -76,7 +88,8 @@ class PredictionLog:
         data = b''.join(_encode(r) + b'\n' for r in records)
         with self._lock:
             f = self._file(now.strftime('%Y-%m-%d'))
-            f.write(data); f.flush()
+            n = f.write(data)
+            while n < len(data): n += f.write(data[n:])    # a short write (disk nearly full): finish the lines
             if self.fsync: os.fsync(f.fileno())
 
     def close(self):
@@ -145,7 +158,7 @@ class Scorer:
         if shadow: extra['shadow'] = True
         self.log.append([dict(ts=ts, request_id=request_id, model=self.tag, inputs=r, **p, **extra) for r, p in zip(records, preds)])
 
-# %% ../nbs/07_serving.ipynb #8b260f0a
+# %% ../nbs/07_serving.ipynb #524cef12
 class ServiceMetrics:
     "mlkit's Prometheus metrics, registered through `bentoml.metrics` (exported on BentoML's /metrics)."
     def __init__(self):
@@ -155,31 +168,98 @@ class ServiceMetrics:
         self.scores = m.Histogram(name='mlkit_score', documentation='Positive-class score (or regression value) of scored rows', labelnames=['model'],
                                   buckets=[i / 10 for i in range(1, 11)])
         self.rejected = m.Counter(name='mlkit_rejected_requests', documentation='Requests refused with a 4xx, by reason', labelnames=['reason'])
+        self.batch_rows = m.Histogram(name='mlkit_batch_rows', documentation='Rows per model call (requests scored together)',
+                                      buckets=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024])
+        self._kids = {}   # labelled children, resolved once: .labels() costs more than the observation itself
+
+    def _child(self, metric, **labels):
+        key = (id(metric), *labels.values())
+        c = self._kids.get(key)
+        if c is None: c = self._kids[key] = metric.labels(**labels)
+        return c
 
     def observe(self, tag, preds, unknown):
-        counts = {}
-        for p in preds:
-            counts[p.get('label', 'value')] = counts.get(p.get('label', 'value'), 0) + 1
-            self.scores.labels(model=tag).observe(p.get('score', p.get('value')))
-        for lab, n in counts.items(): self.predictions.labels(model=tag, label=lab).inc(n)
+        if not preds: return
+        hist = self._child(self.scores, model=tag)
+        if 'label' in preds[0]:
+            counts = {}
+            for p in preds:
+                counts[p['label']] = counts.get(p['label'], 0) + 1
+                hist.observe(p['score'])
+        else:
+            counts = {'value': len(preds)}
+            for p in preds: hist.observe(p['value'])
+        for lab, n in counts.items(): self._child(self.predictions, model=tag, label=lab).inc(n)
         for col, n in unknown.items():
-            if n: self.unknown.labels(model=tag, column=col).inc(n)
+            if n: self._child(self.unknown, model=tag, column=col).inc(n)
 
-# %% ../nbs/07_serving.ipynb #f8299445
+    def reject(self, reason: str): self._child(self.rejected, reason=reason).inc()
+
+# %% ../nbs/07_serving.ipynb #1da23e84
+class TickBatcher:
+    "Score the requests queued during one event-loop turn in one `score` call (at most `max_rows` rows a call)."
+    def __init__(self, score, max_rows: int = 512, observe=None):
+        self.score, self.max_rows, self.observe = score, int(max_rows), observe
+        self._queue, self._scheduled = [], False
+
+    def __call__(self, records: list) -> asyncio.Future:
+        "Queue `records`; the future resolves to their predictions (a list, one per record)."
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._queue.append((records, fut))
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush)
+        return fut
+
+    def _flush(self):
+        take, n = 0, 0
+        while take < len(self._queue) and (take == 0 or n + len(self._queue[take][0]) <= self.max_rows):
+            n += len(self._queue[take][0]); take += 1
+        batch, self._queue = self._queue[:take], self._queue[take:]
+        if self._queue: asyncio.get_running_loop().call_soon(self._flush)    # the rest: next turn (I/O in between)
+        else: self._scheduled = False
+        if self.observe: self.observe(n)
+        try: preds = self.score([r for recs, _ in batch for r in recs]) if len(batch) > 1 else None
+        except Exception: preds = None
+        if preds is None:     # one request, or a failed batch: score each request on its own
+            for recs, fut in batch:
+                try: res = self.score(recs)
+                except Exception as e:
+                    if not fut.done(): fut.set_exception(e)
+                else:
+                    if not fut.done(): fut.set_result(res)
+            return
+        i = 0
+        for recs, fut in batch:
+            if not fut.done(): fut.set_result(preds[i:i + len(recs)])
+            i += len(recs)
+
+# %% ../nbs/07_serving.ipynb #1de93203
 OPEN_PATHS = ('/livez', '/readyz', '/healthz', '/metrics', '/docs', '/docs.json', '/schema.json', '/')
 
+class FastPath:
+    "Where `GuardMiddleware` finds the service's handler for `route` (None until the worker's instance is up)."
+    def __init__(self, route='/predict', metrics=None):
+        self.route, self.handler, self.metrics = route, None, metrics
+
 class GuardMiddleware:
-    "ASGI middleware: body-size limit, JSON well-formedness and optional bearer-token auth."
-    def __init__(self, app, max_body: int|None = None, token: str|None = None):
-        self.app = app
+    "ASGI middleware: body-size limit, JSON well-formedness, optional bearer-token auth, and the service's fast path."
+    def __init__(self, app, max_body: int|None = None, token: str|None = None, fast: FastPath|None = None):
+        self.app, self.fast = app, fast
         self.max_body = int(max_body or os.environ.get('MLKIT_MAX_BODY_BYTES', 1 << 20))
         self.token = token if token is not None else os.environ.get('MLKIT_API_TOKEN') or None
 
-    async def _reply(self, send, status, error, **extra):
-        body = json.dumps(dict(error=error, **extra)).encode()
-        await send(dict(type='http.response.start', status=status, headers=[(b'content-type', b'application/json'),
-                                                                               (b'content-length', str(len(body)).encode())]))
+    @staticmethod
+    async def _send(send, status, body: bytes, headers=()):
+        await send(dict(type='http.response.start', status=status,
+                        headers=[(b'content-type', b'application/json'), (b'content-length', str(len(body)).encode()), *headers]))
         await send(dict(type='http.response.body', body=body))
+
+    async def _reply(self, send, status, error, reason=None, **extra):
+        m = self.fast.metrics if self.fast is not None else None
+        if m is not None and reason: m.reject(reason)
+        await self._send(send, status, json.dumps(dict(error=error, **extra)).encode())
 
     async def __call__(self, scope, receive, send):
         if scope['type'] != 'http' or scope.get('method') != 'POST' or scope.get('path') in OPEN_PATHS:
@@ -189,23 +269,27 @@ class GuardMiddleware:
             import hmac
             auth = headers.get(b'authorization', b'').decode('latin-1')
             if not hmac.compare_digest(auth, f'Bearer {self.token}'):
-                return await self._reply(send, 401, 'missing or wrong bearer token (Authorization: Bearer <MLKIT_API_TOKEN>)')
+                return await self._reply(send, 401, 'missing or wrong bearer token (Authorization: Bearer <MLKIT_API_TOKEN>)', 'unauthorized')
         cl = headers.get(b'content-length')
         if cl is not None and cl.isdigit() and int(cl) > self.max_body:
-            return await self._reply(send, 413, f'request body of {int(cl)} bytes exceeds the limit of {self.max_body} bytes')
+            return await self._reply(send, 413, f'request body of {int(cl)} bytes exceeds the limit of {self.max_body} bytes', 'body_too_large')
         chunks, size = [], 0
         while True:
             msg = await receive()
             if msg['type'] == 'http.disconnect': return
             chunks.append(msg.get('body', b'')); size += len(chunks[-1])
-            if size > self.max_body: return await self._reply(send, 413, f'request body exceeds the limit of {self.max_body} bytes')
+            if size > self.max_body: return await self._reply(send, 413, f'request body exceeds the limit of {self.max_body} bytes', 'body_too_large')
             if not msg.get('more_body'): break
         body = b''.join(chunks)
         ctype = headers.get(b'content-type', b'application/json').split(b';')[0].strip()
         if ctype == b'application/json':
+            fast = self.fast
+            if fast is not None and fast.handler is not None and scope.get('path') == fast.route:
+                status, payload, extra = await fast.handler(body, headers)
+                return await self._send(send, status, payload, extra)
             try: json.loads(body)
             except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                return await self._reply(send, 400, f'malformed JSON body: {e}')
+                return await self._reply(send, 400, f'malformed JSON body: {e}', 'malformed_json')
         done = False
         async def replay():
             nonlocal done
@@ -242,7 +326,7 @@ class CanaryRouter:
             self.log.append([dict(ts=datetime.now(timezone.utc).isoformat(), request_id=request_id, model=tag,
                                   inputs={}, error=f"{type(err).__name__}: {err}"[:300])])
 
-# %% ../nbs/07_serving.ipynb #d08207e1
+# %% ../nbs/07_serving.ipynb #f4ba58e5
 def service_model_ref(model=None, alias=None, entry_dir=None) -> str:
     "The model reference the service loads; see `make_service`."
     if model or os.environ.get('MLKIT_MODEL'): return model or os.environ['MLKIT_MODEL']
@@ -251,8 +335,18 @@ def service_model_ref(model=None, alias=None, entry_dir=None) -> str:
     if f is not None and f.exists(): return f.read_text().strip()
     return '@production'
 
-def make_service(model=None, alias=None, entry_dir=None, max_rows=None, max_batch_size=None, max_latency_ms=None):
+def _error_json(exc) -> tuple:
+    "(status, body) of BentoML's answer to an exception raised while scoring (the same JSON as its endpoint)."
+    from bentoml.exceptions import BentoMLException
+    status = exc.error_code.value if isinstance(exc, BentoMLException) else 500
+    if status in (401, 403): err = 'Authorization error'
+    elif status >= 500: err = 'An unexpected error has occurred, please check the server log.'
+    else: err = str(exc)
+    return status, json.dumps(dict(error=err)).encode()
+
+def make_service(model=None, alias=None, entry_dir=None, max_rows=None, max_batch_size=None, workers=None):
     "The BentoML service class serving the resolved model."
+    import logging
     bentoml = bentoml_module()
     ref = service_model_ref(model, alias, entry_dir)
     tag = folder = None
@@ -268,10 +362,13 @@ def make_service(model=None, alias=None, entry_dir=None, max_rows=None, max_batc
     inputs = list(transform['numeric']) + list(transform['categorical'])
     max_rows = int(max_rows or os.environ.get('MLKIT_MAX_ROWS', 1000))
     max_batch = int(max_batch_size or os.environ.get('MLKIT_MAX_BATCH_SIZE', 512))
-    max_latency = float(max_latency_ms or os.environ.get('MLKIT_MAX_LATENCY_MS', 1000))
+    workers = workers or os.environ.get('MLKIT_WORKERS') or 1
+    workers = workers if workers == 'cpu_count' else int(workers)
     Record = record_model(schema, inputs)
     Request = request_model(Record, max_rows, base=bentoml.IODescriptor)
     Response, Pred = response_model(schema.task, base=bentoml.IODescriptor)
+    adapter = request_adapter(schema, inputs, max_rows)
+    log = logging.getLogger('mlkit.serving')
 
     canary_mode = os.environ.get('MLKIT_CANARY_MODE', 'off').strip().lower()
     if canary_mode not in ('off', 'canary', 'shadow'): raise UsageError(f"MLKIT_CANARY_MODE must be off, canary or shadow, not {canary_mode!r}")
@@ -283,47 +380,30 @@ def make_service(model=None, alias=None, entry_dir=None, max_rows=None, max_batc
     extra = {}
     if os.environ.get('MLKIT_ACCESS_LOG', '0') != '1': extra['logging'] = dict(access=dict(enabled=False))
     if os.environ.get('MLKIT_TRACING', '0') != '1': extra['tracing'] = dict(excluded_urls=['/predict'])
+    traffic = dict(timeout=float(os.environ.get('MLKIT_TIMEOUT_S', 30)))
+    if os.environ.get('MLKIT_MAX_CONCURRENCY'): traffic['max_concurrency'] = int(os.environ['MLKIT_MAX_CONCURRENCY'])  # beyond it: 503
+    fast = FastPath('/predict')
+    use_fast = os.environ.get('MLKIT_FAST_PATH', '1') != '0'
 
-    @bentoml.service(name='mlkit', traffic=dict(timeout=30), metrics=dict(enabled=True), **extra)
+    @bentoml.service(name='mlkit', traffic=traffic, metrics=dict(enabled=True), workers=workers, **extra)
     class MlkitService:
         bento_model = bentoml.models.BentoModel(tag)
 
         def __init__(self):
-            self.metrics = ServiceMetrics()
+            self.metrics = fast.metrics = ServiceMetrics()
             self.scorer = Scorer(tag, self.bento_model.path, metrics=self.metrics)
-            self._dispatch, self._inflight = {}, 0
+            self._batchers = {}
             self.canary = CanaryRouter(canary_mode, share, self.metrics, self.scorer.log) if canary_mode != 'off' else None
+            if use_fast: fast.handler = self.handle
 
-        async def _score(self, scorer, records):
-            # alone in flight: score inline (the batcher would only add its learned wait, which stays long after a burst)
-            if self._inflight <= 1: return scorer.score(records)
-            return await self._dispatcher(scorer)(records)
+        def _score(self, scorer, records) -> asyncio.Future:
+            b = self._batchers.get(scorer.tag)
+            if b is None:
+                b = self._batchers[scorer.tag] = TickBatcher(scorer.score, max_batch, self.metrics.batch_rows.observe)
+            return b(records)
 
-        def _dispatcher(self, scorer):
-            if scorer.tag not in self._dispatch:
-                from bentoml._internal.marshal.dispatcher import CorkDispatcher
-                from bentoml.exceptions import ServiceUnavailable
-                def fallback(): raise ServiceUnavailable('overloaded')
-                d = CorkDispatcher(max_latency_in_ms=max_latency, max_batch_size=max_batch, fallback=fallback,
-                                   get_batch_size=len, batch_dim=(0, 0))
-                async def infer(batches):
-                    flat = [r for b in batches for r in b]
-                    preds = scorer.score(flat)
-                    out, i = [], 0
-                    for b in batches: out.append(preds[i:i + len(b)]); i += len(b)
-                    return out
-                self._dispatch[scorer.tag] = d(infer)
-            return self._dispatch[scorer.tag]
-
-        async def predict(self, rows, ctx) -> dict:
-            "Score records as they appear in the data (every column but the target)."
-            records = [r.model_dump(by_alias=True) for r in rows]
-            rid = ctx.request.headers.get('x-request-id') or uuid.uuid4().hex
-            self._inflight += 1
-            try: return await self._predict(records, rid, ctx)
-            finally: self._inflight -= 1
-
-        async def _predict(self, records, rid, ctx):
+        async def _predict(self, records: list, rid: str) -> tuple:
+            "Score `records` (plain dicts) with production or the canary, log them; return (model tag, predictions)."
             t0 = time.perf_counter()
             cand = self.canary.candidate() if self.canary else None
             use_cand = cand is not None and self.canary.mode == 'canary' and self.canary.pick()
@@ -333,23 +413,46 @@ def make_service(model=None, alias=None, entry_dir=None, max_rows=None, max_batc
                 except Exception as e:  # a failing candidate never fails the request: production answers
                     self.canary.log_error(cand.tag, rid, e); preds = await self._score(self.scorer, records)
             else: preds = await self._score(self.scorer, records)
-            ms = (time.perf_counter() - t0) * 1000
-            answer.log_rows(rid, records, preds, latency_ms=ms)
+            answer.log_rows(rid, records, preds, latency_ms=(time.perf_counter() - t0) * 1000)
             if cand is not None and self.canary.mode == 'shadow':
                 t1 = time.perf_counter()
                 try:
                     sp = await self._score(cand, records)
                     cand.log_rows(rid, records, sp, latency_ms=(time.perf_counter() - t1) * 1000, shadow=True)
                 except Exception as e: self.canary.log_error(cand.tag, rid, e)
+            return answer.tag, preds
+
+        async def handle(self, body: bytes, headers: dict) -> tuple:
+            "The fast path of `POST /predict` (see `GuardMiddleware`): (status, JSON body, extra headers)."
+            try: rows = adapter.validate_json(body)['rows']
+            except pydantic.ValidationError as e:
+                errs = e.errors(include_context=False, include_input=False)
+                if errs and errs[0]['type'] == 'json_invalid':
+                    self.metrics.reject('malformed_json')
+                    return 400, json.dumps(dict(error=f"malformed JSON body: {errs[0]['msg']}")).encode(), ()
+                self.metrics.reject('validation')
+                return 400, json.dumps(dict(error=f"{e.error_count()} validation error for {e.title}", detail=errs)).encode(), ()
+            rid = headers.get(b'x-request-id', b'').decode('latin-1')[:128] or uuid.uuid4().hex
+            try: tag_, preds = await self._predict(rows, rid)
+            except Exception as e:
+                log.exception('POST /predict failed (request %s)', rid)
+                status, payload = _error_json(e)
+                return status, payload, ()
+            return 200, _encode(dict(model=tag_, request_id=rid, predictions=preds)), ((b'x-request-id', rid.encode('latin-1')), (b'server', b'BentoML Service/mlkit'))
+
+        async def predict(self, rows, ctx) -> dict:
+            "Score records as they appear in the data (every column but the target)."
+            rid = (ctx.request.headers.get('x-request-id') or '')[:128] or uuid.uuid4().hex
+            tag_, preds = await self._predict([r.model_dump(by_alias=True) for r in rows], rid)
             ctx.response.headers['X-Request-ID'] = rid
-            return Response.model_construct(model=answer.tag, request_id=rid, predictions=[Pred.model_construct(**p) for p in preds])
+            return Response.model_construct(model=tag_, request_id=rid, predictions=[Pred.model_construct(**p) for p in preds])
         predict.__annotations__.update(ctx=bentoml.Context, **{'return': Response})   # real types: this module defers annotations
         predict = bentoml.api(route='/predict', input_spec=Request)(predict)
 
-    MlkitService.add_asgi_middleware(GuardMiddleware)
+    MlkitService.add_asgi_middleware(GuardMiddleware, fast=fast)
     return MlkitService
 
-# %% ../nbs/07_serving.ipynb #b8a7e22a
+# %% ../nbs/07_serving.ipynb #81042bfd
 def bentos_dir() -> Path:
     "The folder with the service entry and bentofile (`bentos/` of the project)."
     import mlkit
@@ -363,14 +466,19 @@ def _bentoml_env(tag: str) -> dict:
     return {**os.environ, 'MLKIT_MODEL': tag, 'BENTOML_HOME': os.environ['BENTOML_HOME'], 'BENTOML_DO_NOT_TRACK': 'True'}
 
 def serve_args(ref=None, port=3000, host='127.0.0.1', workers=None) -> tuple:
-    "`(argv, env)` that start the service for `ref` (default: the production alias)."
+    "`(argv, env)` that start the service for `ref` (default: the production alias) with `workers` processes."
     import sys
     tag = resolve(ref or '@production')
     verify_folder(model_path(tag), tag)
     exe = Path(sys.executable).parent/'bentoml'
     argv = [str(exe) if exe.exists() else 'bentoml', 'serve', 'service:MlkitService', '--working-dir', str(bentos_dir()),
             '--host', host, '--port', str(port)]
-    return argv, _bentoml_env(tag)
+    env = _bentoml_env(tag)
+    if workers is not None:
+        if str(workers) != 'cpu_count' and not (str(workers).isdigit() and int(workers) >= 1):
+            raise UsageError(f"workers must be a positive integer or 'cpu_count', not {workers!r}")
+        env['MLKIT_WORKERS'] = str(workers)
+    return argv, env
 
 def build(ref=None) -> str:
     "Build a bento serving `ref` (default: production); return the bento tag."

@@ -157,3 +157,63 @@ def test_auth_token(home, rows):
         assert post(url, body, headers={'Authorization': 'Bearer s3cret'}).status_code == 200
         assert httpx.get(url + '/readyz').status_code == 200
     finally: stop(p)
+
+def _answers(url, rec):
+    "Status and JSON answer of /predict for valid and invalid bodies (fixed request ids)."
+    cases = {
+        'valid': {'rows': [rec, {**rec, 'native_country': 'Atlantis'}, {k: v for k, v in rec.items() if k != 'sex'}]},
+        'missing': {'rows': [{k: v for k, v in rec.items() if k != 'age'}]},
+        'wrong_type': {'rows': [{**rec, 'hours_per_week': 'forty'}, {**rec, 'workclass': 1.5}]},
+        'extra': {'rows': [{**rec, 'salary': 1}]},
+        'empty': {'rows': []}, 'too_many': {'rows': [rec] * 1001}, 'not_object': [1, 2], 'no_rows': {}, 'rows_not_list': {'rows': 3},
+    }
+    out = {}
+    for k, body in cases.items():
+        r = post(url, body, headers={'X-Request-ID': f'req-{k}'})
+        out[k] = (r.status_code, r.json(), r.headers.get('x-request-id'))
+    r = post(url, '{"rows": [{"age": 25')
+    out['malformed'] = (r.status_code, r.json()['error'].split(':')[0], None)
+    return out
+
+def test_fast_path_answers_as_the_bentoml_endpoint(server, home, rows):
+    "The fast path (default) and BentoML's own endpoint (MLKIT_FAST_PATH=0, here with 2 workers) give the same answers."
+    url, tag, _ = server
+    rec = records(rows.head(1))[0]
+    fast = _answers(url, rec)
+    # read the metrics first: BentoML wipes $BENTOML_HOME/prometheus_multiproc_dir when a server starts, so a second
+    # server on the same home hides the first one's metric files (a BentoML limitation: one server per home)
+    m = httpx.get(url + '/metrics').text
+    p, url2 = start_server(home[0], MLKIT_FAST_PATH='0', MLKIT_WORKERS='2')
+    try: slow = _answers(url2, rec)
+    finally: stop(p)
+    assert fast.keys() == slow.keys()
+    for k in fast:
+        assert fast[k][0] == slow[k][0], (k, fast[k], slow[k])
+        if k == 'valid':
+            a, b = fast[k][1], slow[k][1]
+            assert a['model'] == b['model'] == tag and a['request_id'] == b['request_id'] == 'req-valid' == fast[k][2] == slow[k][2]
+            np.testing.assert_allclose([x['score'] for x in a['predictions']], [x['score'] for x in b['predictions']], atol=1e-6)
+            assert [x['label'] for x in a['predictions']] == [x['label'] for x in b['predictions']]
+        elif k == 'malformed': assert fast[k][1] == slow[k][1] == 'malformed JSON body'
+        else:   # same error line, locations and types (a non-object record: 'dict_type' vs the model's 'model_type')
+            norm = lambda a: (a['error'], [(tuple(d['loc']), d['type'].replace('dict_type', 'model_type')) for d in a['detail']])
+            assert norm(fast[k][1]) == norm(slow[k][1]), (k, fast[k][1], slow[k][1])
+    rej = {l.split('reason="')[1].split('"')[0]: float(l.split()[-1]) for l in m.splitlines() if l.startswith('mlkit_rejected_requests_total{')}
+    assert rej.get('validation', 0) >= 7 and rej.get('malformed_json', 0) >= 1, rej
+    assert 'mlkit_batch_rows_bucket' in m
+
+def test_workers_append_whole_lines_to_one_log(home, rows, monkeypatch):
+    "Two worker processes under concurrent load: every scored row is logged once, no line torn or interleaved."
+    p, url = start_server(home[0], MLKIT_WORKERS='2')
+    recs = records(rows.head(50))
+    try:
+        def one(i): return post(url, {'rows': [recs[i % 50]] * (1 + i % 7)}, headers={'X-Request-ID': f'w2-{i}'}).status_code
+        with cf.ThreadPoolExecutor(16) as ex: codes = list(ex.map(one, range(300)))
+    finally: stop(p)
+    assert codes == [200] * 300
+    monkeypatch.setenv('MLKIT_HOME', str(home[0]))
+    from mlkit.serving import prediction_log_dir
+    lines = [l for f in sorted(prediction_log_dir().glob('*.jsonl')) for l in f.read_text().splitlines()]
+    mine = [json.loads(l) for l in lines if '"w2-' in l]    # json.loads fails on a torn or interleaved line
+    assert len(mine) == sum(1 + i % 7 for i in range(300))
+    assert {r['request_id'] for r in mine} == {f'w2-{i}' for i in range(300)}
