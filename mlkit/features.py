@@ -48,7 +48,7 @@ def _fit_categorical(x: pd.Series, min_count: int) -> dict:
     vocab = sorted(str(k) for k, n in counts.items() if n >= min_count)
     return dict(vocab=vocab)
 
-# %% ../nbs/02_features.ipynb #70df2d32
+# %% ../nbs/02_features.ipynb #e7d82bbf
 class FeatureTransform:
     "A fitted, JSON-serializable feature transform shared by training and serving."
     version = 1
@@ -142,14 +142,16 @@ class FeatureTransform:
         x_cat = np.zeros((n, len(self.categorical)), dtype='int64')
         unknown = {}
         for j, (c, idx) in enumerate(self._index.items()):
-            u = 0
-            for i, r in enumerate(records):
-                k = _as_category(r.get(c))
-                if k is None: x_cat[i, j] = MISSING
+            u, codes, get = 0, [], idx.get
+            for r in records:
+                v = r.get(c)
+                k = v.strip() if type(v) is str else _as_category(v)    # strings (the common case) need no other test
+                if k is None: codes.append(MISSING)
                 else:
-                    code = idx.get(k)
-                    if code is None: x_cat[i, j] = UNKNOWN; u += 1
-                    else: x_cat[i, j] = code
+                    code = get(k)
+                    if code is None: codes.append(UNKNOWN); u += 1
+                    else: codes.append(code)
+            x_cat[:, j] = codes
             unknown[c] = u
         out = dict(x_num=x_num, x_cat=x_cat)
         return (out, unknown) if stats else out

@@ -15,8 +15,9 @@ from .registry import bentoml_module, resolve, model_path, verify_folder, alias_
 
 # %% auto #0
 __all__ = ['Num', 'Cat', 'OPEN_PATHS', 'record_model', 'response_model', 'request_model', 'request_adapter', 'prediction_log_dir',
-           'PredictionLog', 'read_prediction_log', 'Scorer', 'ServiceMetrics', 'TickBatcher', 'FastPath',
-           'GuardMiddleware', 'CanaryRouter', 'service_model_ref', 'make_service', 'bentos_dir', 'serve_args', 'build']
+           'PredictionLog', 'read_prediction_log', 'Scorer', 'ServiceMetrics', 'observe_many', 'TickBatcher',
+           'FastPath', 'GuardMiddleware', 'CanaryRouter', 'service_model_ref', 'make_service', 'bentos_dir',
+           'bentoml_cli', 'serve_args', 'build']
 
 # %% ../nbs/07_serving.ipynb #e6d174c1
 import pydantic
@@ -61,7 +62,7 @@ def request_adapter(schema: Schema, inputs: list, max_rows: int):
     Req.__pydantic_config__ = ConfigDict(extra='forbid')
     return pydantic.TypeAdapter(Req)
 
-# %% ../nbs/07_serving.ipynb #546f6cf6
+# %% ../nbs/07_serving.ipynb #56b2ba0d
 def prediction_log_dir() -> Path:
     "Folder of the prediction log: `$MLKIT_PREDICTION_LOG`, default `$MLKIT_HOME/logs/predictions`."
     return Path(os.environ.get('MLKIT_PREDICTION_LOG') or mlkit_home()/'logs'/'predictions')
@@ -85,7 +86,7 @@ class PredictionLog:
         "Write `records` (dicts) as JSON lines in one write, flushed (and fsynced when configured)."
         if not records: return
         now = datetime.now(timezone.utc)
-        data = b''.join(_encode(r) + b'\n' for r in records)
+        data = _encode_lines(records)
         with self._lock:
             f = self._file(now.strftime('%Y-%m-%d'))
             n = f.write(data)
@@ -101,9 +102,11 @@ def _jsonable(o):
 
 try:   # msgspec encodes a log line ~6x faster than json.dumps (the log is written on every request)
     import msgspec
-    _encode = msgspec.json.Encoder(enc_hook=_jsonable).encode
+    _encoder = msgspec.json.Encoder(enc_hook=_jsonable)
+    _encode, _encode_lines = _encoder.encode, _encoder.encode_lines
 except ImportError:
     _encode = lambda r: json.dumps(r, separators=(',', ':'), default=_jsonable).encode()
+    _encode_lines = lambda rs: b''.join(_encode(r) + b'\n' for r in rs)
 
 def read_prediction_log(folder=None, since=None, model=None) -> pd.DataFrame:
     "The prediction log as a frame: `ts`, `request_id`, `model`, `score`, `label`/`value`, and one column per input."
@@ -123,7 +126,7 @@ def read_prediction_log(folder=None, since=None, model=None) -> pd.DataFrame:
     if model is not None: df = df[df.model == model]
     return df.reset_index(drop=True)
 
-# %% ../nbs/07_serving.ipynb #40b08a13
+# %% ../nbs/07_serving.ipynb #527ddfce
 class Scorer:
     "A verified model ready to score raw records, with its prediction log and metrics."
     def __init__(self, tag: str, folder, log: PredictionLog|None = None, metrics=None):
@@ -147,8 +150,8 @@ class Scorer:
         "Score a list of raw records (dicts keyed by column name); return one prediction dict per record."
         out, unknown = self.predictor.predict_records(records, stats=True)
         if self.predictor.task == 'binary':
-            preds = [dict(label=str(l), score=float(s)) for l, s in zip(out['label'], out['score'])]
-        else: preds = [dict(value=float(v)) for v in out['value']]
+            preds = [dict(label=l, score=s) for l, s in zip(out['label'].astype(str).tolist(), out['score'].astype(float).tolist())]
+        else: preds = [dict(value=v) for v in out['value'].astype(float).tolist()]
         if self.metrics: self.metrics.observe(self.tag, preds, unknown)
         return preds
 
@@ -158,7 +161,7 @@ class Scorer:
         if shadow: extra['shadow'] = True
         self.log.append([dict(ts=ts, request_id=request_id, model=self.tag, inputs=r, **p, **extra) for r, p in zip(records, preds)])
 
-# %% ../nbs/07_serving.ipynb #524cef12
+# %% ../nbs/07_serving.ipynb #d103df46
 class ServiceMetrics:
     "mlkit's Prometheus metrics, registered through `bentoml.metrics` (exported on BentoML's /metrics)."
     def __init__(self):
@@ -180,20 +183,27 @@ class ServiceMetrics:
 
     def observe(self, tag, preds, unknown):
         if not preds: return
-        hist = self._child(self.scores, model=tag)
         if 'label' in preds[0]:
-            counts = {}
-            for p in preds:
-                counts[p['label']] = counts.get(p['label'], 0) + 1
-                hist.observe(p['score'])
-        else:
-            counts = {'value': len(preds)}
-            for p in preds: hist.observe(p['value'])
+            values, counts = [p['score'] for p in preds], {}
+            for p in preds: counts[p['label']] = counts.get(p['label'], 0) + 1
+        else: values, counts = [p['value'] for p in preds], {'value': len(preds)}
+        observe_many(self._child(self.scores, model=tag), values)
         for lab, n in counts.items(): self._child(self.predictions, model=tag, label=lab).inc(n)
         for col, n in unknown.items():
             if n: self._child(self.unknown, model=tag, column=col).inc(n)
 
     def reject(self, reason: str): self._child(self.rejected, reason=reason).inc()
+
+# %% ../nbs/07_serving.ipynb #8fb0e1d4
+def observe_many(hist, values):
+    "`hist.observe(v)` for every `v` in `values`, with one write per bucket (falls back to a loop on other clients)."
+    bounds, buckets, total = getattr(hist, '_upper_bounds', None), getattr(hist, '_buckets', None), getattr(hist, '_sum', None)
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for v in values: hist.observe(v)
+        return
+    counts = np.bincount(np.searchsorted(bounds, values, side='left'), minlength=len(buckets))
+    for i in np.flatnonzero(counts): buckets[int(i)].inc(int(counts[i]))
+    total.inc(float(sum(values)))
 
 # %% ../nbs/07_serving.ipynb #1da23e84
 class TickBatcher:
@@ -326,7 +336,7 @@ class CanaryRouter:
             self.log.append([dict(ts=datetime.now(timezone.utc).isoformat(), request_id=request_id, model=tag,
                                   inputs={}, error=f"{type(err).__name__}: {err}"[:300])])
 
-# %% ../nbs/07_serving.ipynb #f4ba58e5
+# %% ../nbs/07_serving.ipynb #f36c2f44
 def service_model_ref(model=None, alias=None, entry_dir=None) -> str:
     "The model reference the service loads; see `make_service`."
     if model or os.environ.get('MLKIT_MODEL'): return model or os.environ['MLKIT_MODEL']
@@ -395,6 +405,11 @@ def make_service(model=None, alias=None, entry_dir=None, max_rows=None, max_batc
             self._batchers = {}
             self.canary = CanaryRouter(canary_mode, share, self.metrics, self.scorer.log) if canary_mode != 'off' else None
             if use_fast: fast.handler = self.handle
+            # the model and the libraries are loaded: keep their millions of objects out of every garbage collection
+            # (full collections over them stalled the event loop for 100+ ms, the p99 under load), and collect young
+            # objects less often (requests allocate many short-lived dicts, freed by reference counting anyway)
+            import gc
+            gc.collect(); gc.freeze(); gc.set_threshold(20_000, 50, 100)
 
         def _score(self, scorer, records) -> asyncio.Future:
             b = self._batchers.get(scorer.tag)
@@ -432,7 +447,7 @@ def make_service(model=None, alias=None, entry_dir=None, max_rows=None, max_batc
                     return 400, json.dumps(dict(error=f"malformed JSON body: {errs[0]['msg']}")).encode(), ()
                 self.metrics.reject('validation')
                 return 400, json.dumps(dict(error=f"{e.error_count()} validation error for {e.title}", detail=errs)).encode(), ()
-            rid = headers.get(b'x-request-id', b'').decode('latin-1')[:128] or uuid.uuid4().hex
+            rid = headers.get(b'x-request-id', b'').decode('latin-1')[:128] or os.urandom(16).hex()
             try: tag_, preds = await self._predict(rows, rid)
             except Exception as e:
                 log.exception('POST /predict failed (request %s)', rid)
@@ -452,7 +467,7 @@ def make_service(model=None, alias=None, entry_dir=None, max_rows=None, max_batc
     MlkitService.add_asgi_middleware(GuardMiddleware, fast=fast)
     return MlkitService
 
-# %% ../nbs/07_serving.ipynb #81042bfd
+# %% ../nbs/07_serving.ipynb #2c844e0e
 def bentos_dir() -> Path:
     "The folder with the service entry and bentofile (`bentos/` of the project)."
     import mlkit
@@ -465,15 +480,29 @@ def _bentoml_env(tag: str) -> dict:
     bentoml_module()
     return {**os.environ, 'MLKIT_MODEL': tag, 'BENTOML_HOME': os.environ['BENTOML_HOME'], 'BENTOML_DO_NOT_TRACK': 'True'}
 
+def bentoml_cli():
+    "BentoML's command line, with the server's Prometheus files in `MLKIT_PROMETHEUS_DIR` when set."
+    # BentoML keeps them in $BENTOML_HOME/prometheus_multiproc_dir and empties it whenever a server starts, so a second
+    # server on the same home would silently hide the first one's metrics: each `mlkit serve` gets a folder of its own
+    import sys
+    d = os.environ.get('MLKIT_PROMETHEUS_DIR')
+    if d:
+        bentoml_module()
+        from bentoml._internal.configuration.containers import BentoMLContainer
+        Path(d).mkdir(parents=True, exist_ok=True)
+        BentoMLContainer.prometheus_multiproc_dir.set(d)
+    from bentoml_cli.cli import cli
+    sys.exit(cli(args=sys.argv[1:], prog_name='bentoml'))
+
 def serve_args(ref=None, port=3000, host='127.0.0.1', workers=None) -> tuple:
     "`(argv, env)` that start the service for `ref` (default: the production alias) with `workers` processes."
     import sys
     tag = resolve(ref or '@production')
     verify_folder(model_path(tag), tag)
-    exe = Path(sys.executable).parent/'bentoml'
-    argv = [str(exe) if exe.exists() else 'bentoml', 'serve', 'service:MlkitService', '--working-dir', str(bentos_dir()),
-            '--host', host, '--port', str(port)]
+    argv = [sys.executable, '-c', 'from mlkit.serving import bentoml_cli; bentoml_cli()', 'serve', 'service:MlkitService',
+            '--working-dir', str(bentos_dir()), '--host', host, '--port', str(port)]
     env = _bentoml_env(tag)
+    env['MLKIT_PROMETHEUS_DIR'] = str(mlkit_home()/'run'/f'prometheus-{host}-{port}')
     if workers is not None:
         if str(workers) != 'cpu_count' and not (str(workers).isdigit() and int(workers) >= 1):
             raise UsageError(f"workers must be a positive integer or 'cpu_count', not {workers!r}")

@@ -180,9 +180,6 @@ def test_fast_path_answers_as_the_bentoml_endpoint(server, home, rows):
     url, tag, _ = server
     rec = records(rows.head(1))[0]
     fast = _answers(url, rec)
-    # read the metrics first: BentoML wipes $BENTOML_HOME/prometheus_multiproc_dir when a server starts, so a second
-    # server on the same home hides the first one's metric files (a BentoML limitation: one server per home)
-    m = httpx.get(url + '/metrics').text
     p, url2 = start_server(home[0], MLKIT_FAST_PATH='0', MLKIT_WORKERS='2')
     try: slow = _answers(url2, rec)
     finally: stop(p)
@@ -198,6 +195,7 @@ def test_fast_path_answers_as_the_bentoml_endpoint(server, home, rows):
         else:   # same error line, locations and types (a non-object record: 'dict_type' vs the model's 'model_type')
             norm = lambda a: (a['error'], [(tuple(d['loc']), d['type'].replace('dict_type', 'model_type')) for d in a['detail']])
             assert norm(fast[k][1]) == norm(slow[k][1]), (k, fast[k][1], slow[k][1])
+    m = httpx.get(url + '/metrics').text   # after other servers started on the same home: their metrics are kept apart
     rej = {l.split('reason="')[1].split('"')[0]: float(l.split()[-1]) for l in m.splitlines() if l.startswith('mlkit_rejected_requests_total{')}
     assert rej.get('validation', 0) >= 7 and rej.get('malformed_json', 0) >= 1, rej
     assert 'mlkit_batch_rows_bucket' in m
