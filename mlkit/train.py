@@ -95,7 +95,7 @@ def batch_loader(data: ArrayData, batch_size: int, shuffle: bool, seed: int = 0)
     sampler = torch.utils.data.BatchSampler(base, batch_size, drop_last=False)
     return torch.utils.data.DataLoader(data, sampler=sampler, batch_size=None)
 
-# %% ../nbs/04_train.ipynb #fba665b5
+# %% ../nbs/04_train.ipynb #6bbfc42d
 class TabularModule(L.LightningModule):
     "Lightning wrapper around `TabularNet`: loss, optimizer, validation metrics."
     def __init__(self, config: dict, lr=2e-3, weight_decay=1e-4, max_epochs=30):
@@ -104,21 +104,35 @@ class TabularModule(L.LightningModule):
         self.net = TabularNet(config)
         self.binary = config['task'] == 'binary'
         self.loss_fn = torch.nn.BCEWithLogitsLoss() if self.binary else torch.nn.MSELoss()
-        self._val = []
+        self._val, self._acc, self._opt = [], [torch.zeros(()), 0], None
+        self.automatic_optimization = False
 
     def forward(self, x_num, x_cat): return self.net(x_num, x_cat)
+
+    def on_train_start(self): self._opt = self.optimizers()
 
     def training_step(self, batch, _):
         x_num, x_cat, y = batch
         loss = self.loss_fn(self(x_num, x_cat), y)
+        opt = self._opt
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        opt.step()
         # accumulate instead of `self.log` per step: Lightning's logging costs more than a small model's step
-        self._tr_sum = self._tr_sum + loss.detach() * len(y); self._tr_n += len(y)
+        # (a list, not attributes: every attribute set on an nn.Module goes through its slow __setattr__)
+        acc = self._acc; acc[0] += loss.detach() * len(y); acc[1] += len(y)
         return loss
 
-    def on_train_epoch_start(self): self._tr_sum, self._tr_n = torch.zeros(()), 0
+    def on_train_epoch_start(self): self._acc = [torch.zeros(()), 0]
 
-    def on_train_epoch_end(self):
-        if self._tr_n: self.log('train_loss', self._tr_sum / self._tr_n, prog_bar=True)
+    def on_train_epoch_end(self):   # after the epoch's validation
+        if self._acc[1]: self.log('train_loss', self._acc[0] / self._acc[1], prog_bar=True)
+        sched = self.lr_schedulers()
+        if sched is not None: sched.step()
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        # CPU tensors on a CPU run: nothing to move (the default walks the batch each step)
+        return batch if device.type == 'cpu' else super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def validation_step(self, batch, _):
         x_num, x_cat, y = batch
