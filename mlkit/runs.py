@@ -90,7 +90,7 @@ def evaluate_predictor(pred, df: pd.DataFrame, schema, threshold: float|None = N
     m['rows'] = len(df)
     return m, preds
 
-# %% ../nbs/09_runs.ipynb #852e4db1
+# %% ../nbs/09_runs.ipynb #ecb00551
 class RunFailed(MlkitError):
     "A workflow notebook failed; the executed notebook in the run folder shows the error."
 
@@ -118,6 +118,10 @@ class _LineHandler(logging.Handler):
 
 def execute_workflow(name: str, out_path, parameters: dict, out=None, log_output=True) -> Path:
     "Execute `nbs/workflows/<name>.ipynb` with `parameters` into `out_path`; raise `RunFailed` when a cell fails."
+    # papermill -> nbformat -> jsonschema imports rfc3987_syntax, when installed, for its optional "iri" format check,
+    # which compiles a grammar at import: 1.8 of the 3 s `import papermill` takes here. Notebook schemas use no such
+    # format, so this process does without it (jsonschema treats the module as absent).
+    if 'jsonschema' not in sys.modules: sys.modules.setdefault('rfc3987_syntax', None)
     import papermill as pm
     src = workflows_dir()/f'{name}.ipynb'
     if not src.exists(): raise MlkitError(f"no workflow notebook {src}")
