@@ -187,7 +187,8 @@ def in_process(model_folder: Path, recs: list, idx) -> dict:
     torch.set_num_threads(1)
     from mlkit.model import Predictor
     from mlkit.data import Schema
-    from mlkit.serving import Scorer, PredictionLog, record_model, request_model
+    from mlkit.serving import Scorer, record_model, request_model
+    from mlkit.predlog import PredictionLog
     pred = Predictor.load(model_folder)
     schema = Schema.load(model_folder/'schema.json')
     cols = list(schema.columns)

@@ -3,7 +3,7 @@
 Both train the same `TabularNet` on the same full Adult training split (85% of the training file, as `fit` uses),
 with the same batch size, `batch_loader`, AdamW + cosine schedule, BCE loss and a validation pass per epoch
 (loss, accuracy, AUC, as `TabularModule` logs), for a fixed number of epochs without early stopping. Repeats are
-interleaved (L, P, L, P, ...) so drifting machine load hits both alike. Reported: seconds per epoch (median of the
+interleaved, their order rotating each repeat, so drifting machine load hits all alike. Reported: seconds per epoch (median of the
 per-run means over the repeats, plus per-epoch medians that exclude set-up) and the Lightning / plain ratio.
 
 Lightning runs twice per repeat: `bare` (no logger, no progress bar, no checkpointing, no early stopping: only the
@@ -131,8 +131,8 @@ def overhead_profile(cfg, dtr, dva, p, epochs=2) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--epochs', type=int, default=5)
-    ap.add_argument('--repeats', type=int, default=5)
+    ap.add_argument('--epochs', type=int, default=3)
+    ap.add_argument('--repeats', type=int, default=9)
     ap.add_argument('--skip-fit', action='store_true')
     ap.add_argument('--threads', type=int, default=1, help='torch intra-op threads (0: torch default, one per core)')
     a = ap.parse_args()
@@ -146,10 +146,12 @@ def main():
     runs = dict(lightning_bare=[], lightning_fit_callbacks=[], plain=[])
     # a warm-up epoch of each, unmeasured (first-touch allocations, lazy imports)
     run_lightning(cfg, dtr, dva, p, 1, False); run_plain(cfg, dtr, dva, p, 1)
+    variants = [('lightning_bare', lambda: run_lightning(cfg, dtr, dva, p, a.epochs, False)),
+                ('plain', lambda: run_plain(cfg, dtr, dva, p, a.epochs)),
+                ('lightning_fit_callbacks', lambda: run_lightning(cfg, dtr, dva, p, a.epochs, True))]
     for i in range(a.repeats):
-        for name, f in (('lightning_bare', lambda: run_lightning(cfg, dtr, dva, p, a.epochs, False)),
-                        ('plain', lambda: run_plain(cfg, dtr, dva, p, a.epochs)),
-                        ('lightning_fit_callbacks', lambda: run_lightning(cfg, dtr, dva, p, a.epochs, True))):
+        # the order rotates each repeat, so no variant always runs first (or right after another) when load drifts
+        for name, f in variants[i % 3:] + variants[:i % 3]:
             load = os.getloadavg()[0]
             r = f(); r['load_1m_before'] = round(load, 2); runs[name].append(r)
             print(f"repeat {i + 1} {name}: {r['total_s']:.2f}s total, {r['total_s'] / a.epochs:.3f}s/epoch, "

@@ -168,9 +168,9 @@ def retrain(data=None, target=None, sensitive=None, if_drift=False, params=None,
             raise
         finally: save_summary(rdir, summary)
 
-# %% ../nbs/09b_loop.ipynb #3d5cbd2f
+# %% ../nbs/09b_loop.ipynb #1608d007
 def _canary_rows(since=None, labels=None, target=None):
-    from mlkit.serving import read_prediction_log
+    from mlkit.predlog import read_prediction_log
     from mlkit.monitoring import attach_labels
     log = read_prediction_log(since=since)
     if labels is not None and target and len(log): log = attach_labels(log, labels, target)
@@ -254,7 +254,7 @@ def canary_promote(labels=None, settings=None, force=False) -> dict:
     rep['action'] = f"production -> {rep['candidate_tag']}"
     return rep
 
-# %% ../nbs/09b_loop.ipynb #a48c2f49
+# %% ../nbs/09b_loop.ipynb #b86f3eec
 def lineage(ref) -> dict:
     "The lineage chain of a registered model."
     from mlkit.registry import resolve, card as model_card, all_aliases, history, aliases_dir
@@ -290,7 +290,7 @@ def format_lineage(l: dict) -> str:
 
 def request_lineage(request_id: str) -> list:
     "Model tag(s) that answered `request_id`, from the prediction log."
-    from mlkit.serving import read_prediction_log
+    from mlkit.predlog import read_prediction_log
     log = read_prediction_log()
     if not len(log): return []
     rows = log[log.request_id == request_id]

@@ -34,21 +34,16 @@ def reference_sample(train: pd.DataFrame, n: int = 5000, seed: int = 0) -> pd.Da
     "A uniform sample of at most `n` training rows, stored with a registered model as its monitoring reference."
     return train.sample(min(n, len(train)), random_state=seed).reset_index(drop=True)
 
-# %% ../nbs/08_monitoring.ipynb #cbb831fe
+# %% ../nbs/08_monitoring.ipynb #002bc994
 def current_frame(current=None, from_log=False, since=None, model=None) -> pd.DataFrame:
     "The current data: a file, or the service's prediction log."
     if (current is None) == (not from_log): raise MlkitError("give either a current data file or from_log=True")
     if from_log:
-        from_serving_log = _read_log()
-        df = from_serving_log(since=since, model=model)
+        from mlkit.predlog import read_prediction_log
+        df = read_prediction_log(since=since, model=model)
         if len(df) == 0: raise DataError("the prediction log has no rows" + (f" since {since}" if since else '') + (f" for {model}" if model else ''))
         return df
     return read_table(current)
-
-def _read_log():
-    # the log format belongs to serving; read it through its reader without importing BentoML
-    from mlkit.serving import read_prediction_log
-    return read_prediction_log
 
 def attach_labels(df: pd.DataFrame, labels, target: str) -> pd.DataFrame:
     "Join the labels file (`request_id`, `target`) onto `df` by request id."

@@ -135,7 +135,7 @@ def test_prediction_log(server, rows, monkeypatch):
     url, tag, home = server
     post(url, {'rows': records(rows.head(3))}, headers={'X-Request-ID': 'req-log'})
     monkeypatch.setenv('MLKIT_HOME', str(home))
-    from mlkit.serving import read_prediction_log
+    from mlkit.predlog import read_prediction_log
     log = read_prediction_log()
     mine = log[log.request_id == 'req-log']
     assert len(mine) == 3 and set(mine.model) == {tag}
@@ -210,7 +210,7 @@ def test_workers_append_whole_lines_to_one_log(home, rows, monkeypatch):
     finally: stop(p)
     assert codes == [200] * 300
     monkeypatch.setenv('MLKIT_HOME', str(home[0]))
-    from mlkit.serving import prediction_log_dir
+    from mlkit.predlog import prediction_log_dir
     lines = [l for f in sorted(prediction_log_dir().glob('*.jsonl')) for l in f.read_text().splitlines()]
     mine = [json.loads(l) for l in lines if '"w2-' in l]    # json.loads fails on a torn or interleaved line
     assert len(mine) == sum(1 + i % 7 for i in range(300))

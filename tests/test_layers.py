@@ -1,0 +1,45 @@
+"The direction of dependencies between mlkit's modules (README, 'Dependency direction'), read from their imports."
+import ast
+from pathlib import Path
+import mlkit
+
+# what each module may import from mlkit (function-level imports included); a new module must be placed here
+ALLOWED = {
+    'config': set(),
+    'data': {'config'},
+    'features': {'config', 'data'},
+    'model': {'config', 'data', 'features'},
+    'train': {'config', 'data', 'features', 'model'},
+    'metrics': {'config', 'data'},
+    'registry': {'config', 'data', 'model'},
+    'predlog': {'config'},
+    'serving': {'config', 'data', 'features', 'model', 'registry', 'predlog'},      # never train, Lightning's side
+    'monitoring': {'config', 'data', 'metrics', 'model', 'registry', 'predlog'},    # reads the log, not the service
+    'slo': {'config', 'metrics', 'monitoring', 'registry'},
+    'runs': {'config', 'data', 'features', 'model', 'train', 'metrics', 'registry', 'monitoring'},
+    'loop': {'config', 'data', 'metrics', 'model', 'registry', 'predlog', 'monitoring', 'runs', 'serving', 'slo'},
+    'cli': {'config', 'data', 'features', 'model', 'train', 'metrics', 'registry', 'predlog', 'serving', 'monitoring', 'slo', 'runs', 'loop'},
+}
+
+def mlkit_imports(path: Path) -> set:
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1 and node.module: out.add(node.module.split('.')[0])
+            elif node.level == 1: out.update(a.name for a in node.names if not a.name.startswith('__'))
+            elif node.module and node.module.startswith('mlkit.'): out.add(node.module.split('.')[1])
+            elif node.module == 'mlkit': out.update(a.name for a in node.names if a.name != '__version__')
+        elif isinstance(node, ast.Import):
+            out.update(a.name.split('.')[1] for a in node.names if a.name.startswith('mlkit.'))
+    return out - {path.stem}
+
+def test_every_module_imports_only_what_its_layer_allows():
+    mods = {p.stem: p for p in Path(mlkit.__file__).parent.glob('*.py') if not p.stem.startswith('_')}
+    assert set(mods) == set(ALLOWED), f"place new modules in ALLOWED: {sorted(set(mods) ^ set(ALLOWED))}"
+    bad = {m: sorted(mlkit_imports(p) - ALLOWED[m]) for m, p in mods.items() if mlkit_imports(p) - ALLOWED[m]}
+    assert not bad, f"imports against the dependency direction: {bad}"
+
+def test_the_check_sees_function_level_imports(tmp_path):
+    p = tmp_path/'serving.py'
+    p.write_text("def f():\n    from mlkit.train import fit\n    from .runs import x\n")
+    assert mlkit_imports(p) == {'train', 'runs'}
