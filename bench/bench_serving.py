@@ -7,7 +7,7 @@
    `Scorer.score`, the prediction log, the Prometheus observation).
 3. Load (wrk, else bench/loadgen.py) against `mlkit serve` and against bench/minimal_app.py (Starlette + uvicorn):
    single-row POST /predict at concurrency 1, 8, 64 and 100-row bodies at concurrency 8; a warm-up, then a measured
-   window. The mlkit service is restarted for each scenario: its adaptive batcher learns from past load (see the
+   window. The mlkit service is restarted for each scenario (a batcher that kept state from past load would show in the
    `single_c1_after_c64` run). Both servers use one torch thread (MLKIT_TORCH_THREADS default).
 4. Profile: py-spy samples the BentoML worker process under single-row load; the folded stacks are attributed to
    the stages of a request (reports/bench/serving_profile.svg is the flame graph, serving_profile.txt the raw stacks).

@@ -173,7 +173,7 @@ def monitor_gauges(m: dict) -> str:
     g('mlkit_monitor_breaches', len(m.get('breaches') or []), 'Breached thresholds in the latest monitor run')
     return '\n'.join(l for l in lines if l) + '\n'
 
-# %% ../nbs/08b_slo.ipynb #aa20e81c
+# %% ../nbs/08b_slo.ipynb #3ab6e6fb
 def _panel(i, title, exprs, kind='timeseries', unit=None, w=12, h=8):
     p = dict(id=i, type=kind, title=title, datasource=dict(type='prometheus', uid='${datasource}'),
              gridPos=dict(x=(i - 1) % 2 * 12 if w == 12 else 0, y=(i - 1) // 2 * h, w=w, h=h),
@@ -200,7 +200,7 @@ def dashboards(s: Settings) -> dict:
                    ('Drift and prediction drift', [('mlkit_drift_share', 'drift share'), ('mlkit_prediction_drift_score', 'score drift')], 'timeseries', None),
                    ('Monitor breaches', [('mlkit_monitor_breaches', '{{model}}')], 'stat', None)],
         'debug': [('Latency by status (ms, p50)', [(f'histogram_quantile(0.5, sum by (le, http_response_code) (rate({req}_bucket{{endpoint="/predict"}}[$__rate_interval]))) * 1000', '{{http_response_code}}')], 'timeseries', 'ms'),
-                  ('Adaptive batch size', [('histogram_quantile(0.5, sum by (le) (rate(bentoml_service_adaptive_batch_size_bucket[$__rate_interval])))', 'p50')], 'timeseries', None),
+                  ('Rows per model call (batching)', [('histogram_quantile(0.5, sum by (le) (rate(mlkit_batch_rows_bucket[$__rate_interval])))', 'p50')], 'timeseries', None),
                   ('Unknown category values by column', [('sum by (column) (rate(mlkit_unknown_category_total[$__rate_interval]))', '{{column}}')], 'timeseries', None),
                   ('Predictions by label', [('sum by (label) (rate(mlkit_predictions_total[$__rate_interval]))', '{{label}}')], 'timeseries', None),
                   ('Score distribution', [('sum by (le) (rate(mlkit_score_bucket[$__rate_interval]))', '{{le}}')], 'heatmap', None),
