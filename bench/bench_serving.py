@@ -596,31 +596,23 @@ def findings_of(res):
             b = R[base]['single_c64']
             f.append(f"The minimal Starlette app ({what}, no batching) serves {b['ok_req_per_s']:,.0f} req/s at c64 "
                      f"(p99 {b['latency_ms']['p99']:,.0f} ms) against mlkit's {m64['ok_req_per_s']:,.0f} (p99 {m64['latency_ms']['p99']:,.0f} ms).")
-    # suggestions: (share of worker CPU they address, text), sorted by share
-    cands = []
-    share = g('torch forward')
-    if share >= 15:
-        cands.append((share, f"The model itself ({share:.0f}% of worker CPU in torch): a smaller MLP or fewer piecewise-linear bins "
-                             "trade accuracy for rate; torch.compile or ONNX Runtime could cut the per-call overhead for small batches."))
-    share = g('feature transform')
-    if share >= 10:
-        cands.append((share, f"The transform ({share:.0f}%): per-value Python in transform_records; vectorizing the categorical lookups "
-                             "(one np.fromiter per column) would cut it for large requests."))
-    share = g("Prometheus (BentoML's request metrics)", 'OpenTelemetry tracing', 'BentoML endpoint, context and middlewares')
-    if share >= 10:
-        cands.append((share, f"BentoML's outer middlewares ({share:.0f}%: request metrics with multiprocess files, the OpenTelemetry "
-                             "check, timeouts) run on every request, fast path included; they feed the SLOs, so they stay."))
-    share = g('Starlette / uvicorn HTTP', 'asyncio event loop')
-    if share >= 20:
-        cands.append((share, f"HTTP parsing and the event loop ({share:.0f}%) are paid once per request whatever its rows: "
-                             "clients that send rows in batches get many times the row rate (see batch100)."))
-    share = g('prediction log write (incl. its JSON)')
-    if share >= 8:
-        cands.append((share, f"The prediction log ({share:.0f}%): one dict and one JSON line per row in the event loop; a background "
-                             "writer thread would move it off the request path, at the price of the flush-before-answer guarantee."))
-    share = g('pydantic validation / model_dump')
-    if share >= 8:
-        cands.append((share, f"Validation ({share:.0f}%) is already one pass of pydantic-core into dicts; only fewer checks would cut it."))
+    # suggestions: (stages whose share of worker CPU they address, the least share worth naming, text), sorted by share
+    SUGGEST = [
+        (('torch forward',), 15, "The model itself ({:.0f}% of worker CPU in torch): a smaller MLP or fewer piecewise-linear bins "
+                                 "trade accuracy for rate; torch.compile or ONNX Runtime could cut the per-call overhead for small batches."),
+        (('feature transform',), 10, "The transform ({:.0f}%): per-value Python in transform_records; vectorizing the categorical lookups "
+                                     "(one np.fromiter per column) would cut it for large requests."),
+        (("Prometheus (BentoML's request metrics)", 'OpenTelemetry tracing', 'BentoML endpoint, context and middlewares'), 10,
+         "BentoML's outer middlewares ({:.0f}%: request metrics with multiprocess files, the OpenTelemetry "
+         "check, timeouts) run on every request, fast path included; they feed the SLOs, so they stay."),
+        (('Starlette / uvicorn HTTP', 'asyncio event loop'), 20, "HTTP parsing and the event loop ({:.0f}%) are paid once per request whatever "
+                                                                 "its rows: clients that send rows in batches get many times the row rate (see batch100)."),
+        (('prediction log write (incl. its JSON)',), 8, "The prediction log ({:.0f}%): one dict and one JSON line per row in the event loop; a "
+                                                        "background writer thread would move it off the request path, at the price of the "
+                                                        "flush-before-answer guarantee."),
+        (('pydantic validation / model_dump',), 8, "Validation ({:.0f}%) is already one pass of pydantic-core into dicts; only fewer checks would cut it."),
+    ]
+    cands = [(g(*stages), text.format(g(*stages))) for stages, least, text in SUGGEST if g(*stages) >= least]
     sug = [t for _, t in sorted(cands, key=lambda x: -x[0])]
     return f, sug
 
