@@ -35,11 +35,15 @@ class Settings:
     max_out_of_range_share: float = 0.01 # share of values outside the reference range that fails
     leak_threshold: float = 0.99         # a single feature predicting the target this well is a leak
     max_categories: int = 1000           # categories kept in a schema for a categorical column
+    min_rows_per_class: int = 5          # fewer rows than this in a class cannot be split into train/validation/test
+    id_unique_share: float = 0.95        # a column this unique (integers or strings, one value a row) is an ID, not an input
+    text_min_distinct: int = 50          # strings with at least this many distinct values and mostly unique, or long, are free text
     # monitoring (drift, quality, fairness of live data)
     max_drift_share: float = 0.3         # share of drifted features above which the dataset has drifted
     feature_drift_threshold: float = 0.1 # per-feature drift score (Wasserstein normed / Jensen-Shannon) that flags a feature
     prediction_drift_threshold: float = 0.1  # drift score of the model's scores against the reference
-    min_accuracy: float = 0.80           # minimum accuracy on labelled live data
+    min_accuracy: float|None = None      # optional absolute minimum accuracy (gates and live data); None: relative rules only
+    max_quality_drop: float = 0.05       # live accuracy/AUC this far below the model's evaluated value breaches (RMSE: x5, relative)
     max_fairness_gap: float = 0.25       # max demographic-parity / equalized-odds difference per sensitive attribute
     min_completeness: float = 0.90       # minimum share of non-missing values per feature (M9)
     max_staleness_hours: float = 24.0    # newest data older than this breaches freshness (M10)
@@ -48,6 +52,8 @@ class Settings:
     gate_accuracy_tolerance: float = 0.005   # candidate accuracy may be at most this much below production
     gate_auc_tolerance: float = 0.005        # same for ROC AUC
     max_ece: float = 0.05                    # maximum expected calibration error
+    gate_baseline_tolerance: float = 0.02    # the model may trail the best classical baseline by this much (RMSE: relative)
+    gate_min_skill: float = 0.05             # the model must cut the trivial baseline's loss by this share (log loss / MSE)
     canary_share: float = 0.1                # share of live traffic scored by the candidate during a canary
     canary_max_error_rate: float = 0.01      # candidate error rate that stops the canary
     canary_max_latency_ratio: float = 2.0    # candidate p95 latency / production p95 latency that stops the canary
@@ -59,6 +65,10 @@ class Settings:
     slo_window_days: float = 28.0
 
 def _coerce(value, typ):
+    if isinstance(typ, str): typ = typ.replace(' ', '')
+    if isinstance(typ, str) and typ.endswith('|None'):     # optional: '', 'none' or None switch it off
+        if value is None or (isinstance(value, str) and value.strip().lower() in ('', 'none', 'null', 'off')): return None
+        typ = typ[:-len('|None')]
     if isinstance(typ, str): typ = {'float': float, 'int': int, 'str': str, 'bool': bool}.get(typ, str)
     if typ is bool and isinstance(value, str): return value.strip().lower() in ('1', 'true', 'yes', 'on')
     return typ(value)
