@@ -4,17 +4,20 @@
 
 # %% ../nbs/01_data.ipynb #61c32525
 from __future__ import annotations
-import gzip, hashlib, json, math
+import dataclasses, gzip, hashlib, json, math, re, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from importlib.resources import files
 import numpy as np, pandas as pd
-from .config import DataError, Settings, load_settings
+from fastcore.basics import patch
+from .config import DataError, UsageError, Settings, load_settings
 
 # %% auto #0
-__all__ = ['NA_VALUES', 'CSV_SUFFIXES', 'PARQUET_SUFFIXES', 'ADULT_TARGET', 'ADULT_SENSITIVE', 'ADULT_POSITIVE', 'read_table',
-           'adult_path', 'load_adult', 'Column', 'Schema', 'infer_schema', 'apply_schema', 'load_dataset', 'Problem',
-           'ValidationReport', 'validate', 'validate_file', 'summarize', 'data_hash', 'holdout_split', 'load_for_run']
+__all__ = ['NA_VALUES', 'CSV_SUFFIXES', 'PARQUET_SUFFIXES', 'ADULT_TARGET', 'ADULT_SENSITIVE', 'ADULT_POSITIVE', 'TASKS',
+           'MAX_INTEGER_CLASSES', 'read_table', 'adult_path', 'load_adult', 'class_label', 'sort_labels', 'Column',
+           'Schema', 'infer_task', 'date_dayfirst', 'parse_dates', 'infer_schema', 'apply_schema', 'load_dataset',
+           'Problem', 'ValidationReport', 'discover', 'validate', 'validate_file', 'summarize', 'data_hash',
+           'holdout_split', 'load_for_run']
 
 # %% ../nbs/01_data.ipynb #66c342ea
 NA_VALUES = ['?', '', 'NA', 'N/A', 'NaN', 'nan', 'null', 'NULL', 'None']
@@ -76,99 +79,272 @@ def load_adult(split: str|None = None):
     df[ADULT_TARGET] = df[ADULT_TARGET].str.rstrip('.')
     return df
 
+# %% ../nbs/01_data.ipynb #269e9efb
+def class_label(v) -> str|None:
+    "The canonical string of a class label or category: `2.0` -> `'2'`, `True` -> `'True'`, text stripped; `None` if missing."
+    if v is None or v is pd.NA or v is pd.NaT: return None
+    if isinstance(v, (float, np.floating)):
+        if math.isnan(v): return None
+        if float(v).is_integer(): return str(int(v))
+    return str(v).strip()
+
+def sort_labels(labels) -> list:
+    "Labels in numeric order when every one is a number (`['1', '2', '10']`), else in text order."
+    labels = list(labels)
+    try: return sorted(labels, key=float)
+    except (TypeError, ValueError): return sorted(labels)
+
+def _labels(x: pd.Series) -> pd.Series:
+    "`class_label` of every value of `x`, computed once per distinct value."
+    codes, uniq = pd.factorize(x)
+    lab = np.array([class_label(v) for v in uniq] + [None], dtype=object)
+    return pd.Series(lab[codes], index=x.index, dtype=object)
+
+def _all_bool(v: pd.Series) -> bool:
+    "Whether the non-missing `v` holds booleans only (a `bool` dtype, or Python/NumPy `True`/`False` objects)."
+    if pd.api.types.is_bool_dtype(v): return True
+    return v.dtype == object and len(v) > 0 and all(isinstance(b, (bool, np.bool_)) for b in pd.unique(v))
+
 # %% ../nbs/01_data.ipynb #10ae092d
 @dataclass
 class Column:
     "One column of a schema."
-    kind: str                         # 'numeric' or 'categorical'
+    kind: str                         # 'numeric', 'categorical' or 'datetime'
     dtype: str = ''
-    min: float|None = None
-    max: float|None = None
+    min: float|str|None = None        # datetime: the first date as an ISO string
+    max: float|str|None = None
     categories: list|None = None
     missing_share: float = 0.0
 
 @dataclass
 class Schema:
     "Columns, target and task of a dataset; the contract between data, model and service."
-    columns: dict                      # name -> Column (features, the target excluded)
+    columns: dict                      # name -> Column: the model's input candidates (target, IDs, dropped excluded)
     target: str
-    task: str = 'binary'               # 'binary' or 'regression'
-    classes: list|None = None          # for binary: [negative, positive]
-    positive_class: object = None
+    task: str = 'binary'               # 'binary', 'multiclass' or 'regression'
+    classes: list|None = None          # binary: [negative, positive]; multiclass: every class (sort_labels order)
+    positive_class: object = None      # binary only
     sensitive: list = field(default_factory=list)
     version: int = 1
+    id_columns: list = field(default_factory=list)   # kept with predictions, never an input
+    dropped: dict = field(default_factory=dict)      # column -> why it is not an input
+    task_reason: str = ''
 
     @property
     def features(self): return list(self.columns)
     def numeric(self): return [c for c, v in self.columns.items() if v.kind == 'numeric']
     def categorical(self): return [c for c, v in self.columns.items() if v.kind == 'categorical']
+    def datetime(self): return [c for c, v in self.columns.items() if v.kind == 'datetime']
 
-    def to_dict(self):
-        d = asdict(self)
-        return d
-    def save(self, path):
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1, default=_json_default))
-        return Path(path)
-    @classmethod
-    def from_dict(cls, d):
-        try:
-            cols = {k: Column(**v) for k, v in d['columns'].items()}
-            return cls(**{**d, 'columns': cols})
-        except (KeyError, TypeError) as e: raise DataError(f"not a valid mlkit schema: {e}") from None
-    @classmethod
-    def load(cls, path):
-        p = Path(path)
-        if not p.exists(): raise DataError(f"schema file not found: {p}")
-        try: return cls.from_dict(json.loads(p.read_text()))
-        except json.JSONDecodeError as e: raise DataError(f"schema file {p} is not valid JSON: {e}") from None
+# %% ../nbs/01_data.ipynb #19362377
+@patch
+def to_dict(self: Schema): return asdict(self)
+
+@patch
+def save(self: Schema, path):
+    Path(path).write_text(json.dumps(self.to_dict(), indent=1, default=_json_default))
+    return Path(path)
+
+@patch(cls_method=True)
+def from_dict(cls: Schema, d):
+    try:
+        cols = {k: Column(**v) for k, v in d['columns'].items()}
+        return cls(**{**d, 'columns': cols})
+    except (KeyError, TypeError) as e: raise DataError(f"not a valid mlkit schema: {e}") from None
+
+@patch(cls_method=True)
+def load(cls: Schema, path):
+    p = Path(path)
+    if not p.exists(): raise DataError(f"schema file not found: {p}")
+    try: return cls.from_dict(json.loads(p.read_text()))
+    except json.JSONDecodeError as e: raise DataError(f"schema file {p} is not valid JSON: {e}") from None
 
 def _json_default(o):
     if isinstance(o, np.generic): return o.item()
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
-# %% ../nbs/01_data.ipynb #d3dd6627
+# %% ../nbs/01_data.ipynb #ded163b9
+TASKS = ('binary', 'multiclass', 'regression')
+MAX_INTEGER_CLASSES = 20        # a numeric target with at most this many whole-number values is classification
+
 def _is_numeric(s: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
 
-def _task_of(y: pd.Series) -> str:
-    return 'regression' if _is_numeric(y) and y.nunique(dropna=True) > 2 else 'binary'
+def _few(labels, n=8) -> str:
+    labels = list(labels)
+    return ', '.join(map(repr, labels[:n])) + (f", ... ({len(labels)} in all)" if len(labels) > n else '')
 
-def infer_schema(df: pd.DataFrame, target: str, sensitive=(), positive_class=None, settings: Settings|None=None) -> Schema:
-    "Infer a `Schema` from `df`: kinds, ranges, categories, task and positive class."
-    s = settings or load_settings()
-    if target not in df.columns: raise DataError(f"target column {target!r} is not in the data (columns: {', '.join(map(str, df.columns))})")
-    missing = [c for c in sensitive if c not in df.columns]
-    if missing: raise DataError(f"sensitive column(s) not in the data: {', '.join(missing)}")
-    cols = {}
-    for c in df.columns:
-        if c == target: continue
-        x = df[c]
-        ms = float(x.isna().mean()) if len(x) else 0.0
-        if _is_numeric(x):
-            cols[c] = Column('numeric', str(x.dtype), _num(x.min()), _num(x.max()), None, ms)
-        else:
-            cats = x.dropna().astype(str).value_counts().index[:s.max_categories].tolist()
-            cols[c] = Column('categorical', str(x.dtype), None, None, sorted(cats), ms)
-    y = df[target].dropna()
-    task = _task_of(y)
-    classes = None
-    if task == 'binary':
-        counts = y.astype(str).value_counts()
-        if positive_class is None and len(counts):
-            positive_class = sorted(counts.index, key=lambda k: (-counts[k], k))[-1]  # the minority (ties: last)
-        positive_class = None if positive_class is None else str(positive_class)
-        if positive_class is not None and positive_class not in counts.index and len(counts):
-            raise DataError(f"positive class {positive_class!r} is not a value of {target!r} (values: {', '.join(counts.index)})")
-        classes = sorted(counts.index, key=lambda k: k == positive_class)
-    return Schema(cols, target, task, classes, positive_class, list(sensitive))
+def _plural(n, word, many=None): return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+# %% ../nbs/01_data.ipynb #77eb392f
+def _given_task(v: pd.Series, labels: list, task: str, name) -> tuple[str, str]:
+    if task not in TASKS: raise UsageError(f"unknown task {task!r}: use one of {', '.join(TASKS)}")
+    if task == 'regression' and not _is_numeric(v):
+        raise DataError(f"--task regression needs a numeric target, but {name!r} holds {v.dtype} values "
+                        f"(e.g. {_few(v.astype(str).unique(), 3)})")
+    if task == 'binary' and len(labels) > 2:
+        raise UsageError(f"--task binary, but target {name!r} has {len(labels)} classes ({_few(labels)}): use --task multiclass")
+    if task == 'multiclass' and len(labels) == 2:
+        raise UsageError(f"--task multiclass, but target {name!r} has 2 classes ({_few(labels)}): use --task binary")
+    return task, f"--task {task}"
+
+# %% ../nbs/01_data.ipynb #23e8762f
+def infer_task(y: pd.Series, task: str|None = None) -> tuple[str, str]:
+    "`(task, reason)` for the target `y`; a given `task` is checked against the values, never silently changed."
+    v = y.dropna()
+    labels = sort_labels(_labels(v).unique())
+    k = len(labels)
+    if task is not None: return _given_task(v, labels, task, y.name)
+    if not _is_numeric(v):
+        kind = ('boolean' if _all_bool(v)
+                else 'categorical' if isinstance(v.dtype, pd.CategoricalDtype) else 'string')
+        return ('binary' if k <= 2 else 'multiclass'), f"{kind} target with {_plural(k, 'class', 'classes')}"
+    if k <= 2: return 'binary', f"numeric target with {_plural(k, 'distinct value')}: binary classification"
+    if k <= MAX_INTEGER_CLASSES and bool((v % 1 == 0).all()):
+        return 'multiclass', f"numeric target with {k} distinct integer values (<= {MAX_INTEGER_CLASSES}): classification"
+    return 'regression', f"numeric target with {k:,} distinct values: regression"
+
+# %% ../nbs/01_data.ipynb #5b885c1f
+_NUMBER = r'\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*'
+_VERSION = r'\d{1,3}(\.\d{1,3})+'
+_DMY = r'^\s*(\d{1,2})[/.\-](\d{1,2})[/.\-]\d{2,4}\b.*'
+
+def date_dayfirst(values) -> bool:
+    "Whether dates like `01/03/2022` in `values` put the day first: some value's first number is above 12 and none's second."
+    m = pd.Series(list(values), dtype=object).astype(str).str.extract(_DMY).dropna().astype(int)
+    return bool(len(m) and (m[0] > 12).any() and not (m[1] > 12).any())
+
+# %% ../nbs/01_data.ipynb #4e2dbf20
+def parse_dates(x: pd.Series, dayfirst: bool|None = None) -> pd.Series:
+    "`x` as UTC datetimes where a value reads as a date (never a plain number), `NaT` elsewhere."
+    if pd.api.types.is_datetime64_any_dtype(x): return pd.to_datetime(x, utc=True)
+    s = x.astype(object).map(lambda v: None if class_label(v) is None else str(v).strip())
+    u = pd.Series(s.dropna().unique(), dtype=object).astype(str)
+    u = u[u.str.contains(r'\d') & (u.str.len() >= 6) & ~u.str.fullmatch(_NUMBER) & ~u.str.fullmatch(_VERSION)]
+    if dayfirst is None: dayfirst = date_dayfirst(u)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        t = pd.to_datetime(u, format='ISO8601', errors='coerce', utc=True)
+        rest = t.isna()
+        if rest.any(): t[rest] = pd.to_datetime(u[rest], format='mixed', dayfirst=dayfirst, errors='coerce', utc=True)
+    return pd.to_datetime(s.map(pd.Series(t.to_numpy(), index=u.to_numpy())), utc=True)
+
+# %% ../nbs/01_data.ipynb #750440e9
+def _date_share(x: pd.Series) -> float:
+    "Share of `x`'s non-missing values that are dates (judged on the 2,000 most frequent distinct values)."
+    counts = x.dropna().astype(str).str.strip().value_counts().iloc[:2000]
+    if not len(counts) or not counts.index.str.contains(r'\d').any(): return 0.0
+    ok = parse_dates(pd.Series(counts.index, dtype=object)).notna().to_numpy()
+    return float(counts[ok].sum() / counts.sum())
+
+def _iso(t) -> str|None:
+    if t is None or pd.isna(t): return None
+    return (t.tz_convert(None) if t.tzinfo is not None else t).isoformat()
+
+# %% ../nbs/01_data.ipynb #fe653e54
+_ID_NAME = re.compile(r'(?i:(^|.*[_\s\-.])(id|uuid|guid|key|idx|index))|.*[a-z0-9](Id|ID)')
+
+def _id_like(x: pd.Series, v: pd.Series, s: Settings) -> bool:
+    "Whether the column `x` (non-missing values `v`) identifies rows rather than describing them."
+    u = v.nunique()
+    if u < s.text_min_distinct or u / len(v) < s.id_unique_share: return False
+    if pd.api.types.is_integer_dtype(x):
+        if _ID_NAME.fullmatch(str(x.name)): return True
+        a = v.to_numpy(dtype='int64')
+        d = np.diff(a)
+        if (d > 0).all() or (d < 0).all(): return True
+        return bool((np.diff(np.unique(a)) == 1).mean() >= 0.9)
+    if _is_numeric(x): return False
+    return bool(v.astype(str).str.contains(r'\s').mean() < 0.5)
+
+# %% ../nbs/01_data.ipynb #a36e2563
+def _is_text(v: pd.Series, s: Settings) -> bool:
+    u = v.nunique()
+    return u >= s.text_min_distinct and (u / len(v) > 0.5 or v.astype(str).str.len().mean() > 30)
+
+def _role(x: pd.Series, s: Settings, sensitive=False) -> tuple[str|None, str|None]:
+    "`(kind, None)` for an input column, `(None, reason)` for one that cannot be an input."
+    if sensitive: return ('numeric' if _is_numeric(x) else 'categorical'), None
+    v = x.dropna()
+    if not len(v): return None, 'all missing'
+    if v.nunique() == 1 and len(v) == len(x): return None, 'constant'
+    if pd.api.types.is_datetime64_any_dtype(x): return 'datetime', None
+    if _all_bool(v): return 'categorical', None
+    if _is_numeric(x): return (None, 'id-like') if _id_like(x, v, s) else ('numeric', None)
+    share = _date_share(v)
+    if share >= 0.95: return 'datetime', None
+    if share >= 0.5: return None, 'unparsed dates'
+    if _id_like(x, v, s): return None, 'id-like'
+    if _is_text(v, s): return None, 'free text'
+    return 'categorical', None
+
+# %% ../nbs/01_data.ipynb #52376ba9
+def _column_of(x: pd.Series, kind: str, s: Settings) -> Column:
+    "The schema `Column` of kind `kind` describing the values of `x`."
+    ms = float(x.isna().mean()) if len(x) else 0.0
+    if kind == 'numeric': return Column('numeric', str(x.dtype), _num(x.min()), _num(x.max()), None, ms)
+    if kind == 'datetime':
+        t = parse_dates(x)
+        return Column('datetime', str(x.dtype), _iso(t.min()), _iso(t.max()), None, ms)
+    cats = _labels(x).dropna().value_counts().index[:s.max_categories].tolist()
+    return Column('categorical', str(x.dtype), None, None, sorted(cats), ms)
 
 def _num(v):
     if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA: return None
     return v.item() if isinstance(v, np.generic) else v
 
+# %% ../nbs/01_data.ipynb #67fc032e
+def _check_roles(df, target, sensitive, drop, id_columns):
+    for what, names in (('sensitive', sensitive), ('--drop', drop), ('--id', id_columns)):
+        missing = [c for c in names if c not in df.columns]
+        if missing: raise DataError(f"{what} column(s) not in the data: {', '.join(map(str, missing))} "
+                                    f"(columns: {', '.join(map(str, df.columns))})")
+    if target in drop or target in id_columns: raise UsageError(f"the target {target!r} cannot be dropped or be an ID column")
+    both = (set(drop) & set(id_columns)) | ((set(drop) | set(id_columns)) & set(sensitive))
+    if both: raise UsageError(f"column(s) given two roles (--drop, --id, --sensitive): {', '.join(sorted(map(str, both)))}")
+
+# %% ../nbs/01_data.ipynb #bdda1535
+def _classes(y: pd.Series, task: str, positive_class, target) -> tuple[list|None, str|None]:
+    "The classes and positive class of the non-missing target `y`."
+    labels = _labels(y)
+    if task == 'regression' or task == 'multiclass':
+        if positive_class is not None: raise UsageError(f"a positive class applies to binary targets; {target!r} is a {task} target")
+        return (None if task == 'regression' else sort_labels(labels.unique())), None
+    counts = labels.value_counts()
+    if positive_class is None and len(counts):
+        positive_class = sorted(counts.index, key=lambda k: (-counts[k], k))[-1]  # the minority (ties: last)
+    positive_class = class_label(positive_class)
+    if positive_class is not None and positive_class not in counts.index and len(counts):
+        raise DataError(f"positive class {positive_class!r} is not a value of {target!r} (values: {', '.join(counts.index)})")
+    return sorted(counts.index, key=lambda k: k == positive_class), positive_class
+
+# %% ../nbs/01_data.ipynb #2ebbfd14
+def _distinct_rows(df: pd.DataFrame, id_columns=()) -> pd.DataFrame:
+    "`df` without rows that repeat another row (the user's ID columns aside)."
+    try: return df.loc[~df.drop(columns=list(id_columns)).duplicated()]
+    except TypeError: return df          # unhashable cells (lists from Parquet): judge the rows as they are
+
+def infer_schema(df: pd.DataFrame, target: str, sensitive=(), positive_class=None, settings: Settings|None=None, *,
+                 task: str|None = None, drop=(), id_columns=()) -> Schema:
+    "Infer a `Schema` from `df`: task, each column's role and kind, ranges, categories, classes and positive class."
+    s = settings or load_settings()
+    if target not in df.columns: raise DataError(f"target column {target!r} is not in the data (columns: {', '.join(map(str, df.columns))})")
+    sensitive, drop, id_columns = list(sensitive), list(drop), list(id_columns)
+    _check_roles(df, target, sensitive, drop, id_columns)
+    cols, dropped = {}, {}
+    distinct = _distinct_rows(df, id_columns)     # a duplicated row must not make its ID look repeated
+    for c in df.columns:
+        if c == target or c in id_columns: continue
+        kind, why = (None, 'dropped by --drop') if c in drop else _role(distinct[c], s, c in sensitive)
+        if why: dropped[c] = why
+        else: cols[c] = _column_of(df[c], kind, s)
+    task, reason = infer_task(df[target], task)
+    classes, positive_class = _classes(df[target].dropna(), task, positive_class, target)
+    return Schema(cols, target, task, classes, positive_class, sensitive, 1, id_columns, dropped, reason)
+
 # %% ../nbs/01_data.ipynb #cc2a52d7
 def apply_schema(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
-    "Cast columns to the kinds `schema` expects where that loses nothing (categoricals become strings)."
+    "Cast columns to the kinds `schema` expects where that loses nothing (categoricals become strings; dates stay as given)."
     df = df.copy()
     for c, col in schema.columns.items():
         if c not in df.columns: continue
@@ -179,10 +355,11 @@ def apply_schema(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
             if (conv.isna() == df[c].isna()).all(): df[c] = conv
     return df
 
-def load_dataset(path, target: str, sensitive=(), schema: Schema|str|Path|None = None, positive_class=None, encoding='utf-8'):
+def load_dataset(path, target: str, sensitive=(), schema: Schema|str|Path|None = None, positive_class=None, encoding='utf-8',
+                 *, settings: Settings|None = None, task: str|None = None, drop=(), id_columns=()):
     "Read `path`; return `(frame, schema)`, the schema inferred unless given (as a `Schema` or a JSON path)."
     df = read_table(path, encoding=encoding)
-    if schema is None: schema = infer_schema(df, target, sensitive, positive_class)
+    if schema is None: schema = infer_schema(df, target, sensitive, positive_class, settings, task=task, drop=drop, id_columns=id_columns)
     else:
         if not isinstance(schema, Schema): schema = Schema.load(schema)
         if sensitive: schema.sensitive = list(sensitive)
@@ -201,12 +378,15 @@ class Problem:
 
 @dataclass
 class ValidationReport:
-    "The outcome of `validate`: problems plus the numbers every check looked at."
+    "The outcome of `validate` or `discover`: problems plus the numbers every check looked at."
     path: str|None
     rows: int
     columns: int
     problems: list
     completeness: dict = field(default_factory=dict)
+    dropped: dict = field(default_factory=dict)     # column -> why it is not a model input
+    task: str|None = None
+    task_reason: str = ''
 
     @property
     def errors(self): return [p for p in self.problems if p.severity == 'error']
@@ -214,20 +394,31 @@ class ValidationReport:
     def warnings(self): return [p for p in self.problems if p.severity == 'warning']
     @property
     def ok(self) -> bool: return not self.errors
-    def to_dict(self):
-        return dict(path=self.path, valid=self.ok, rows=self.rows, columns=self.columns,
-                    errors=len(self.errors), warnings=len(self.warnings),
-                    problems=[asdict(p) for p in self.problems], completeness=self.completeness)
-    def __str__(self):
-        head = f"{self.path or 'data'}: {self.rows:,} rows x {self.columns} columns — " + (
-            'VALID' if self.ok else 'INVALID') + f" ({len(self.errors)} errors, {len(self.warnings)} warnings)"
-        if not self.problems: return head
-        w = max(len(p.rule) for p in self.problems)
-        wc = max(len(str(p.column or '-')) for p in self.problems)
-        lines = [head, f"{'severity':8}  {'rule':{w}}  {'column':{wc}}  message"]
-        for p in sorted(self.problems, key=lambda p: (p.severity != 'error', p.rule, str(p.column))):
-            lines.append(f"{p.severity:8}  {p.rule:{w}}  {str(p.column or '-'):{wc}}  {p.message}")
-        return '\n'.join(lines)
+
+# %% ../nbs/01_data.ipynb #a0bc89c9
+@patch
+def add(self: ValidationReport, rule, column, message, value=None, severity='error'):
+    "Record one problem."
+    self.problems.append(Problem(rule, severity, column, message, value))
+
+@patch
+def to_dict(self: ValidationReport):
+    return dict(path=self.path, valid=self.ok, rows=self.rows, columns=self.columns,
+                errors=len(self.errors), warnings=len(self.warnings), task=self.task, task_reason=self.task_reason,
+                dropped=self.dropped, problems=[asdict(p) for p in self.problems], completeness=self.completeness)
+
+@patch
+def __str__(self: ValidationReport):
+    head = f"{self.path or 'data'}: {self.rows:,} rows x {self.columns} columns — " + (
+        'VALID' if self.ok else 'INVALID') + f" ({len(self.errors)} errors, {len(self.warnings)} warnings)"
+    if self.task: head += f"\ntask: {self.task} ({self.task_reason})"
+    if not self.problems: return head
+    w = max(len(p.rule) for p in self.problems)
+    wc = max(len(str(p.column or '-')) for p in self.problems)
+    lines = [head, f"{'severity':8}  {'rule':{w}}  {'column':{wc}}  message"]
+    for p in sorted(self.problems, key=lambda p: (p.severity != 'error', p.rule, str(p.column))):
+        lines.append(f"{p.severity:8}  {p.rule:{w}}  {str(p.column or '-'):{wc}}  {p.message}")
+    return '\n'.join(lines)
 
 # %% ../nbs/01_data.ipynb #7b473ea6
 def _leak_score(x: pd.Series, y: pd.Series, task: str) -> float:
@@ -238,7 +429,10 @@ def _leak_score(x: pd.Series, y: pd.Series, task: str) -> float:
         if not _is_numeric(x): return 0.0
         c = np.corrcoef(x.astype(float), y.astype(float))[0, 1]
         return 0.0 if np.isnan(c) else float(abs(c))
-    ys = y.astype(str)
+    ys = _labels(y)
+    if _is_numeric(x) and x.nunique() > 2 and task == 'multiclass':
+        xs = pd.qcut(x.rank(method='first'), min(10, len(x)), labels=False)
+        return float(pd.crosstab(xs, ys).max(axis=1).sum() / len(xs))
     if _is_numeric(x) and x.nunique() > 2:
         from scipy.stats import rankdata
         pos = (ys == ys.value_counts().index[-1]).to_numpy()
@@ -252,104 +446,180 @@ def _leak_score(x: pd.Series, y: pd.Series, task: str) -> float:
     majority = pd.crosstab(xs, ys).max(axis=1).sum()
     return float(majority / len(xs))
 
-# %% ../nbs/01_data.ipynb #f063d5e9
-def validate(df: pd.DataFrame, target: str, schema: Schema|None = None, settings: Settings|None = None,
-             path=None) -> ValidationReport:
-    "Run every data check on `df` (against `schema` when given) and return a `ValidationReport`."
-    s = settings or load_settings()
-    P = []
-    add = lambda rule, col, msg, value=None, severity='error': P.append(Problem(rule, severity, col, msg, value))
-    rep = ValidationReport(None if path is None else str(path), len(df), len(df.columns), P)
-    if len(df) == 0:
-        add('empty', None, 'the data has no rows')
-        return rep
-    has_target = target in df.columns
-    if not has_target: add('target_absent', target, f"target column {target!r} is missing")
-    feats = [c for c in df.columns if c != target]
-    if schema is not None:
-        for c in schema.features:
-            if c not in df.columns: add('missing_column', c, f"column {c!r} of the schema is missing")
-        for c in feats:
-            if c not in schema.columns: add('extra_column', c, f"column {c!r} is not in the schema")
-    for c in feats:
+# %% ../nbs/01_data.ipynb #69ce1187
+def _check_target(rep, y: pd.Series, task: str, s: Settings, contract=False):
+    "Errors for a target that cannot be learned: one class, (discovery) a class too rare to split, a constant value."
+    v = y.dropna()
+    if task == 'regression':
+        if not contract and v.nunique() < 2: rep.add('target_constant', y.name, f"the target has a single value ({_num(v.iloc[0])!r}); there is nothing to learn")
+        return
+    counts = _labels(v).value_counts()
+    if len(counts) < 2:
+        rep.add('target_one_class', y.name, f"the target has {_plural(len(counts), 'class', 'classes')}" +
+                (f" ({counts.index[0]!r})" if len(counts) else '') + "; training needs two")
+    elif not contract:
+        for c, n in counts[counts < s.min_rows_per_class].items():
+            rep.add('target_rare_class', y.name, f"class {c!r} has only {_plural(int(n), 'row')} (min {s.min_rows_per_class}): "
+                    "it cannot be split into training, validation and test rows; remove it or add rows", int(n))
+
+# %% ../nbs/01_data.ipynb #6e699f34
+def _check_leaks(rep, df: pd.DataFrame, target: str, cols, task: str, s: Settings):
+    y = df[target]
+    if y.nunique() < 2: return
+    yl = _labels(y)
+    for c in cols:
+        if c not in df.columns: continue
         x = df[c]
+        if x.nunique() == y.nunique() and _labels(x).equals(yl):
+            rep.add('target_leak', c, f"is identical to the target {target!r}", 1.0); continue
+        sc = _leak_score(x, y, task)
+        if sc >= s.leak_threshold:
+            rep.add('target_leak', c, f"alone predicts the target {target!r} with score {sc:.3f} (threshold {s.leak_threshold})", sc)
+
+# %% ../nbs/01_data.ipynb #6458ef46
+def _discovery_warnings(rep, df: pd.DataFrame, sch: Schema, s: Settings):
+    n = int(df[sch.target].isna().sum())
+    if n: rep.add('target_missing_values', sch.target, f"{_plural(n, 'row')} without a target value: dropped from training", n, 'warning')
+    for c, col in sch.columns.items():
+        rep.completeness[c] = round(1 - col.missing_share, 6)
+        if col.missing_share > s.max_missing_share:
+            act = 'the transform gives them a missing category' if col.kind == 'categorical' else 'the transform imputes them and adds a missing flag'
+            rep.add('completeness', c, f"{col.missing_share:.1%} of values are missing (above {s.max_missing_share:.1%}): {act}", col.missing_share, 'warning')
+        if col.kind == 'datetime':
+            bad = int((parse_dates(df[c]).isna() & df[c].notna()).sum())
+            rep.add('date_column', c, f"dates {col.min} .. {col.max}: parsed into features" +
+                    (f" ({_plural(bad, 'value')} that are not dates become missing)" if bad else ''), bad, 'warning')
+    for c, why in sch.dropped.items():
+        if why != 'dropped by --drop': rep.add('dropped_column', c, f"{why}: dropped from the inputs", None, 'warning')
+    dup = int(df.duplicated().sum())
+    if dup: rep.add('duplicate_rows', None, f"{_plural(dup, 'duplicate row')} ({dup / len(df):.2%}): kept", dup / len(df), 'warning')
+
+# %% ../nbs/01_data.ipynb #a6763c95
+def _strict(rep, strict: bool):
+    for p in rep.problems if strict else []:
+        if p.severity == 'warning': p.severity, p.message = 'error', p.message + ' (strict)'
+    return rep
+
+def discover(df: pd.DataFrame, target: str, sensitive=(), positive_class=None, settings: Settings|None = None, *,
+             task: str|None = None, drop=(), id_columns=(), strict=False, path=None) -> tuple[Schema|None, ValidationReport]:
+    "Infer the schema of a user's table and check it: only unusable data is an error, the rest a warning naming the action."
+    s = settings or load_settings()
+    rep = ValidationReport(None if path is None else str(path), len(df), len(df.columns), [])
+    if len(df) == 0: rep.add('empty', None, 'the data has no rows')
+    elif target not in df.columns: rep.add('target_absent', target, f"target column {target!r} is missing (columns: {', '.join(map(str, df.columns))})")
+    elif df[target].isna().all(): rep.add('target_missing_values', target, 'every target value is missing', len(df))
+    if rep.errors: return None, rep
+    sch = infer_schema(df, target, sensitive, positive_class, s, task=task, drop=drop, id_columns=id_columns)
+    rep.task, rep.task_reason, rep.dropped = sch.task, sch.task_reason, dict(sch.dropped)
+    _check_target(rep, df[target], sch.task, s)
+    _check_leaks(rep, df, target, sch.features, sch.task, s)
+    _discovery_warnings(rep, df, sch, s)
+    return sch, _strict(rep, strict)
+
+# %% ../nbs/01_data.ipynb #035f2183
+def _check_column(rep, c: str, x: pd.Series, col: Column, s: Settings):
+    "Type, range and category checks of the column `x` against its schema `col`."
+    if col.kind == 'datetime':
+        bad = parse_dates(x).isna() & x.notna()
+        if bad.any():
+            ex = ', '.join(repr(v) for v in x[bad].astype(str).unique()[:3])
+            rep.add('wrong_type', c, f"expected dates, found {_plural(int(bad.sum()), 'value')} that are not dates (e.g. {ex})", int(bad.sum()))
+    elif col.kind == 'numeric':
+        num = x if _is_numeric(x) else pd.to_numeric(x, errors='coerce')
+        bad = num.isna() & x.notna()
+        if bad.any():
+            ex = ', '.join(repr(v) for v in x[bad].astype(str).unique()[:3])
+            rep.add('wrong_type', c, f"expected numbers, found {int(bad.sum()):,} non-numeric values (e.g. {ex})", int(bad.sum()))
+        lo, hi = col.min, col.max
+        if lo is not None and hi is not None and num.notna().any():
+            out = ((num < lo) | (num > hi)).sum()
+            share = float(out / max(num.notna().sum(), 1))
+            if out:
+                rep.add('out_of_range', c, f"{int(out):,} values ({share:.2%}) outside the reference range [{lo}, {hi}] "
+                        f"(seen {num.min()}..{num.max()})", share, 'error' if share > s.max_out_of_range_share else 'warning')
+    elif col.categories is not None:
+        vals = _labels(x).dropna()
+        new = vals[~vals.isin(set(map(str, col.categories)))]
+        if len(new) and len(col.categories) < s.max_categories:
+            ex = ', '.join(repr(v) for v in new.unique()[:3])
+            rep.add('unseen_category', c, f"{len(new):,} values in categories the schema has not seen (e.g. {ex})",
+                    float(len(new) / len(x)), 'warning')
+
+# %% ../nbs/01_data.ipynb #f5b2d7b0
+def _check_columns(rep, df: pd.DataFrame, schema: Schema, s: Settings):
+    allowed = set(schema.id_columns) | set(schema.dropped)
+    for c in schema.features:
+        if c not in df.columns: rep.add('missing_column', c, f"column {c!r} of the schema is missing")
+    feats = [c for c in df.columns if c != schema.target and c not in allowed]
+    for c in feats:
+        x, col = df[c], schema.columns.get(c)
+        if col is None: rep.add('extra_column', c, f"column {c!r} is not in the schema")
         ms = float(x.isna().mean())
         rep.completeness[c] = round(1 - ms, 6)
-        if ms >= 1.0: add('completeness', c, f"all values are missing", ms)
-        elif ms > s.max_missing_share:
-            add('completeness', c, f"{ms:.1%} of values are missing (max {s.max_missing_share:.1%})", ms)
-        if x.nunique(dropna=True) <= 1 and ms < 1.0:
-            add('constant_column', c, f"has a single value ({_num(x.dropna().iloc[0])!r})" if x.notna().any() else "has no values")
-        col = schema.columns.get(c) if schema is not None else None
-        if col is None: continue
-        if col.kind == 'numeric':
-            num = x if _is_numeric(x) else pd.to_numeric(x, errors='coerce')
-            bad = num.isna() & x.notna()
-            if bad.any():
-                ex = ', '.join(repr(v) for v in x[bad].astype(str).unique()[:3])
-                add('wrong_type', c, f"expected numbers, found {int(bad.sum()):,} non-numeric values (e.g. {ex})", int(bad.sum()))
-            lo, hi = col.min, col.max
-            if lo is not None and hi is not None and num.notna().any():
-                out = ((num < lo) | (num > hi)).sum()
-                share = float(out / max(num.notna().sum(), 1))
-                if out:
-                    sev = 'error' if share > s.max_out_of_range_share else 'warning'
-                    add('out_of_range', c, f"{int(out):,} values ({share:.2%}) outside the reference range [{lo}, {hi}] "
-                        f"(seen {num.min()}..{num.max()})", share, sev)
-        elif col.categories is not None:
-            seen = set(map(str, col.categories))
-            vals = x.dropna().astype(str)
-            new = vals[~vals.isin(seen)]
-            if len(new) and len(col.categories) < s.max_categories:
-                ex = ', '.join(repr(v) for v in new.unique()[:3])
-                add('unseen_category', c, f"{len(new):,} values in categories the schema has not seen (e.g. {ex})",
-                    float(len(new) / len(x)), 'warning')
-    if has_target:
+        limit = max(s.max_missing_share, (col.missing_share if col else 0.0) + s.max_missing_share)
+        if ms >= 1.0: rep.add('completeness', c, "all values are missing", ms)
+        elif ms > limit: rep.add('completeness', c, f"{ms:.1%} of values are missing (max {limit:.1%})", ms)
+        if len(x) > 1 and x.nunique(dropna=True) == 1 and ms == 0:
+            rep.add('constant_column', c, f"has a single value ({_num(x.iloc[0])!r})")
+        if col is not None: _check_column(rep, c, x, col, s)
+    return feats
+
+# %% ../nbs/01_data.ipynb #4f2b01f5
+def _check_target_classes(rep, y: pd.Series, schema: Schema):
+    v = y.dropna()
+    known = set(map(str, schema.classes)) | {class_label(c) for c in schema.classes}
+    lab = _labels(v)
+    unknown = sorted(set(lab[~lab.isin(known) & ~v.astype(str).isin(known)]))
+    if unknown: rep.add('target_classes', y.name, f"target values not in the schema's classes {schema.classes}: {unknown[:5]}", len(unknown))
+
+# %% ../nbs/01_data.ipynb #363cb264
+def validate(df: pd.DataFrame, target: str, schema: Schema|None = None, settings: Settings|None = None,
+             path=None, *, strict=False) -> ValidationReport:
+    "Check `df` against `schema` (the contract), or without one as `discover` does; return a `ValidationReport`."
+    s = settings or load_settings()
+    if schema is None: return discover(df, target, settings=s, strict=strict, path=path)[1]
+    rep = ValidationReport(None if path is None else str(path), len(df), len(df.columns), [], task=schema.task,
+                           task_reason=schema.task_reason, dropped=dict(schema.dropped))
+    if len(df) == 0:
+        rep.add('empty', None, 'the data has no rows')
+        return rep
+    if target not in df.columns: rep.add('target_absent', target, f"target column {target!r} is missing")
+    feats = _check_columns(rep, df, schema, s)
+    if target in df.columns:
         y = df[target]
-        if y.isna().any(): add('target_missing_values', target, f"{int(y.isna().sum()):,} rows have no target value", int(y.isna().sum()))
-        task = schema.task if schema is not None else _task_of(y.dropna())
-        k = y.nunique(dropna=True)
-        if task == 'binary':
-            if k < 2: add('target_one_class', target, f"the target has {k} class{'es' if k != 1 else ''}" +
-                         (f" ({y.dropna().iloc[0]!r})" if k == 1 else '') + "; training needs two")
-            elif k > 2 and schema is None: add('target_classes', target, f"the target has {k} classes; mlkit supports binary classification and regression")
-            if schema is not None and schema.classes:
-                unknown = set(y.dropna().astype(str)) - set(map(str, schema.classes))
-                if unknown: add('target_classes', target, f"target values not in the schema's classes {schema.classes}: {sorted(unknown)[:5]}")
-        for c in feats if k >= 2 else []:
-            x = df[c]
-            if x.astype(str).equals(y.astype(str)):
-                add('target_leak', c, f"is identical to the target {target!r}", 1.0); continue
-            sc = _leak_score(x, y, task)
-            if sc >= s.leak_threshold:
-                add('target_leak', c, f"alone predicts the target {target!r} with score {sc:.3f} (threshold {s.leak_threshold})", sc)
+        if y.isna().any(): rep.add('target_missing_values', target, f"{int(y.isna().sum()):,} rows have no target value", int(y.isna().sum()))
+        _check_target(rep, y, schema.task, s, contract=True)
+        if schema.task != 'regression' and schema.classes: _check_target_classes(rep, y, schema)
+        _check_leaks(rep, df, target, feats, schema.task, s)
     dup = int(df.duplicated().sum())
     if dup:
         share = dup / len(df)
-        add('duplicate_rows', None, f"{dup:,} duplicate rows ({share:.2%}; max {s.max_duplicate_share:.2%})", share,
-            'error' if share > s.max_duplicate_share else 'warning')
-    return rep
+        rep.add('duplicate_rows', None, f"{dup:,} duplicate rows ({share:.2%}; max {s.max_duplicate_share:.2%})", share,
+                'error' if share > s.max_duplicate_share else 'warning')
+    return _strict(rep, strict)
 
 # %% ../nbs/01_data.ipynb #89578442
-def validate_file(path, target: str, schema=None, sensitive=(), settings: Settings|None = None, encoding='utf-8') -> ValidationReport:
-    "Read `path` and `validate` it (against the schema at `schema` when given)."
+def validate_file(path, target: str, schema=None, sensitive=(), settings: Settings|None = None, encoding='utf-8', *,
+                  positive_class=None, task: str|None = None, drop=(), id_columns=(), strict=False) -> ValidationReport:
+    "Read `path` and `validate` it against the schema at `schema`, or `discover` it when there is none."
     df = read_table(path, encoding=encoding)
-    sch = None
-    if schema is not None:
-        sch = schema if isinstance(schema, Schema) else Schema.load(schema)
-        df = apply_schema(df, sch)
-    return validate(df, target, sch, settings, path=path)
+    if schema is None:
+        return discover(df, target, sensitive, positive_class, settings, task=task, drop=drop, id_columns=id_columns,
+                        strict=strict, path=path)[1]
+    sch = schema if isinstance(schema, Schema) else Schema.load(schema)
+    return validate(apply_schema(df, sch), target, sch, settings, path=path, strict=strict)
 
 # %% ../nbs/01_data.ipynb #29fe6193
-def summarize(df: pd.DataFrame, target: str) -> dict:
-    "Rows, feature count, per-feature missing share (non-zero only) and target balance (or mean/std)."
+def summarize(df: pd.DataFrame, target: str, task: str|None = None) -> dict:
+    "Rows, feature count, per-feature missing share (non-zero only) and every class's share (or the target's mean/std)."
     feats = [c for c in df.columns if c != target]
     ms = {c: round(float(df[c].isna().mean()), 4) for c in feats if df[c].isna().any()}
     out = dict(rows=len(df), features=len(feats), missing_share=ms)
     if target in df.columns:
         y = df[target]
-        if _task_of(y.dropna()) == 'binary':
-            out['class_balance'] = {str(k): round(float(v), 4) for k, v in y.value_counts(normalize=True).sort_index().items()}
+        if (task or infer_task(y)[0]) != 'regression':
+            share = _labels(y.dropna()).value_counts(normalize=True)
+            out['class_balance'] = {k: round(float(share[k]), 4) for k in sort_labels(share.index)}
         else: out['target'] = dict(mean=float(y.mean()), std=float(y.std()))
     return out
 
@@ -370,24 +640,64 @@ def holdout_split(df: pd.DataFrame, target: str, fraction: float = 0.2, seed: in
     "Split `df` into (train, test), stratified by the target when it has at most 20 values."
     if not 0 < fraction < 1: raise DataError(f"test fraction must be between 0 and 1, got {fraction}")
     rng = np.random.default_rng(seed + 7919)
-    y = df[target].astype(str).to_numpy()
+    has = df[target].notna().to_numpy()
     if df[target].nunique() <= 20:
-        idx = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:int(round((y == c).sum() * fraction))] for c in np.unique(y)])
-    else: idx = rng.permutation(len(df))[:int(round(len(df) * fraction))]
+        y = _labels(df[target]).to_numpy(dtype=object)
+        parts = []
+        for c in np.unique(y[has].astype(str)):
+            rows = np.flatnonzero(has & (y == c))
+            k = int(round(len(rows) * fraction))
+            parts.append(rng.permutation(rows)[:min(max(k, 1), len(rows) - 1)])
+        idx = np.concatenate(parts) if parts else np.array([], dtype=int)
+    else:
+        rows = np.flatnonzero(has)
+        idx = rng.permutation(rows)[:int(round(len(rows) * fraction))]
     m = np.zeros(len(df), bool); m[idx] = True
     return df[~m].reset_index(drop=True), df[m].reset_index(drop=True)
 
-def load_for_run(data=None, target=None, sensitive=None, schema=None, test_data=None, test_fraction=0.2,
-                 seed=0, positive_class=None):
-    "`(train, test, schema)` for a run: bundled Adult by default, else the user's file (and optional test file)."
+# %% ../nbs/01_data.ipynb #935120e4
+def _raise_if_invalid(rep: ValidationReport):
+    if not rep.ok:
+        raise DataError(f"{rep.path or 'the data'} cannot be used: " +
+                        '; '.join(f"{p.rule}{' ' + str(p.column) if p.column else ''}: {p.message}" for p in rep.errors))
+
+def _blank_bad_dates(df: pd.DataFrame, sch: Schema) -> pd.DataFrame:
+    "Values of the schema's date columns that are not dates become missing."
+    for c in sch.datetime():
+        if c in df.columns and not pd.api.types.is_datetime64_any_dtype(df[c]):
+            bad = parse_dates(df[c]).isna() & df[c].notna()
+            if bad.any(): df = df.assign(**{c: df[c].where(~bad)})
+    return df
+
+def _refit_columns(sch: Schema, df: pd.DataFrame, s: Settings) -> Schema:
+    "`sch` with each column's ranges, categories and missing share taken from `df`; roles and task unchanged."
+    return dataclasses.replace(sch, columns={c: _column_of(df[c], col.kind, s) for c, col in sch.columns.items()})
+
+# %% ../nbs/01_data.ipynb #1ef11cb0
+def load_for_run(data=None, target=None, sensitive=None, schema=None, test_data=None, test_fraction=0.2, seed=0,
+                 positive_class=None, *, task: str|None = None, drop=(), id_columns=(), strict=False, report=False,
+                 settings: Settings|None = None):
+    "`(train, test, schema[, report])` for a run: bundled Adult by default, else the user's file (and optional test file)."
+    s = settings or load_settings()
+    opts = dict(task=task, drop=drop, id_columns=id_columns, strict=strict)
     if data is None:
         train, test = load_adult()
         if target not in (None, ADULT_TARGET): raise DataError(f"the bundled Adult data's target is {ADULT_TARGET!r}, not {target!r}")
-        sch = infer_schema(train, ADULT_TARGET, ADULT_SENSITIVE if sensitive is None else sensitive, positive_class)
-        return train, test, sch
+        sch, rep = discover(train, ADULT_TARGET, ADULT_SENSITIVE if sensitive is None else sensitive, positive_class, s,
+                            path=adult_path('train'), **opts)
+        _raise_if_invalid(rep)
+        return (train, test, sch, rep) if report else (train, test, sch)
     if not target: raise DataError("a target column is required with your own data (--target COL)")
-    df, sch = load_dataset(data, target, sensitive or (), schema, positive_class)
-    if test_data is not None: test = apply_schema(read_table(test_data), sch); train = df
-    else: train, test = holdout_split(df, target, test_fraction, seed)
-    if schema is None: sch = infer_schema(train, target, sensitive or (), sch.positive_class)
-    return train, test, sch
+    if schema is not None:
+        df, sch = load_dataset(data, target, sensitive or (), schema)
+        rep = validate(df, target, sch, s, path=data, strict=strict)
+    else:
+        df = read_table(data)
+        sch, rep = discover(df, target, sensitive or (), positive_class, s, path=data, **opts)
+    _raise_if_invalid(rep)
+    df = _blank_bad_dates(df, sch)
+    if test_data is not None: train, test = df, _blank_bad_dates(apply_schema(read_table(test_data), sch), sch)
+    else:
+        train, test = holdout_split(df, target, test_fraction, seed)
+        if schema is None: sch = _refit_columns(sch, train, s)
+    return (train, test, sch, rep) if report else (train, test, sch)

@@ -3,8 +3,10 @@ import json, math
 import numpy as np, pandas as pd
 import pytest
 from sklearn import metrics as skm
+from mlkit.data import Schema, Column
 from mlkit.metrics import (expected_calibration_error, classification_metrics, regression_metrics, group_metrics,
-                           fairness_metrics, evaluate_predictions, save_plots, plot_groups)
+                           fairness_metrics, evaluate_predictions, save_plots, plot_groups, multiclass_metrics,
+                           primary_metric, fit_baselines, plot_confusion, plot_baselines)
 
 TOL = dict(rel=1e-12, abs=1e-12)
 
@@ -204,7 +206,8 @@ def test_evaluate_raw_labels_and_regression():
     assert (ev['recall'], ev['precision'], ev['fpr'], ev['fairness']) == (0.5, 0.5, 0.5, {})
     r = evaluate_predictions([1.0, 2.0, 3.0], [1.0, 2.0, 4.0], task='regression')
     assert r == dict(regression_metrics([1.0, 2.0, 3.0], [1.0, 2.0, 4.0]), fairness={})
-    with pytest.raises(ValueError, match='unknown task'): evaluate_predictions([0, 1], [0.1, 0.9], task='multiclass')
+    with pytest.raises(ValueError, match="unknown task 'ranking': use 'binary', 'multiclass' or 'regression'"):
+        evaluate_predictions([0, 1], [0.1, 0.9], task='ranking')
 
 # --- validation --------------------------------------------------------------------------------------------------
 
@@ -254,3 +257,247 @@ def test_plots_one_class_and_empty_fairness(tmp_path):
     paths = save_plots(tmp_path, [0, 0, 0], [0.1, 0.5, 0.9], {})
     assert all(p.stat().st_size > 0 for p in paths)
     with pytest.raises(ValueError, match='no sensitive'): plot_groups({})
+
+# --- multiclass ----------------------------------------------------------------------------------------------------
+
+def _multiclass_case(seed, n, k, absent=()):
+    "Probabilities with some signal, labels drawn from them; classes in `absent` never occur in the labels."
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(n, k)); y = rng.integers(0, k, n)
+    for c in absent: y[y == c] = (c + 1) % k
+    logits[np.arange(n), y] += 1.0
+    p = np.exp(logits); p /= p.sum(1, keepdims=True)
+    return y, p
+
+def _top_ece_loop(y, p, n_bins):
+    conf, correct = p.max(1), (p.argmax(1) == y).astype(float)
+    return _ece_loop(correct, conf, n_bins)
+
+@pytest.mark.parametrize('seed,n,k,absent', [(0, 300, 3, ()), (1, 2000, 10, ()), (2, 50, 3, ()), (3, 500, 10, (4, 7)),
+                                             (4, 400, 3, (2,))])
+def test_multiclass_matches_sklearn(seed, n, k, absent):
+    y, p = _multiclass_case(seed, n, k, absent)
+    classes = [f'c{i}' for i in range(k)]
+    labels = np.array(classes, dtype=object)[y]
+    m = multiclass_metrics(labels, p, classes)
+    pred, L = p.argmax(1), list(range(k))
+    assert m['accuracy'] == pytest.approx(skm.accuracy_score(y, pred), **TOL)
+    assert m['balanced_accuracy'] == pytest.approx(skm.balanced_accuracy_score(y, pred), **TOL)
+    for avg in ('macro', 'weighted'):
+        pr, rc, f1, _ = skm.precision_recall_fscore_support(y, pred, labels=L, average=avg, zero_division=0)
+        assert (m[f'precision_{avg}'], m[f'recall_{avg}'], m[f'f1_{avg}']) == pytest.approx((pr, rc, f1), **TOL)
+    pr, rc, f1, sup = skm.precision_recall_fscore_support(y, pred, labels=L, average=None, zero_division=0)
+    for i, c in enumerate(classes):
+        assert m['per_class'][c] == pytest.approx(dict(precision=pr[i], recall=rc[i], f1=f1[i], support=sup[i]), **TOL)
+        assert type(m['per_class'][c]['support']) is int
+    assert m['log_loss'] == pytest.approx(skm.log_loss(y, p, labels=L), **TOL)
+    if not absent:
+        assert m['roc_auc'] == pytest.approx(skm.roc_auc_score(y, p, multi_class='ovr', average='macro', labels=L), **TOL)
+    else:   # scikit-learn refuses OvR AUC with absent classes: the mean over the present ones
+        present = sorted(set(y))
+        assert m['roc_auc'] == pytest.approx(np.mean([skm.roc_auc_score(y == c, p[:, c]) for c in present]), **TOL)
+    assert m['confusion'] == skm.confusion_matrix(y, pred, labels=L).tolist()
+    assert m['ece'] == pytest.approx(_top_ece_loop(y, p, 15), **TOL)
+    assert (m['n'], m['classes']) == (n, classes)
+    assert set(m) == {'accuracy', 'balanced_accuracy', 'precision_macro', 'recall_macro', 'f1_macro', 'precision_weighted',
+                      'recall_weighted', 'f1_weighted', 'log_loss', 'roc_auc', 'ece', 'n', 'classes', 'per_class', 'confusion'}
+    assert json.loads(json.dumps(m)) == m
+
+def test_multiclass_labels_compared_as_strings():
+    y, p = _multiclass_case(5, 100, 3)
+    ref = multiclass_metrics(np.array(['1', '2', '10'])[y], p, ['1', '2', '10'])
+    assert multiclass_metrics(np.array([1.0, 2.0, 10.0])[y], p, [1, 2, 10]) == ref
+    assert multiclass_metrics(pd.Series(np.array([1, 2, 10])[y]), p, ['1', '2', '10']) == ref
+    assert multiclass_metrics(np.array([' 1', '2 ', '10'], dtype=object)[y], p, ['1', '2', '10']) == ref
+
+def test_multiclass_one_class_present_roc_auc_none():
+    _, p = _multiclass_case(6, 20, 3)
+    m = multiclass_metrics(['a'] * 20, p, ['a', 'b', 'c'])
+    assert m['roc_auc'] is None and m['per_class']['b']['support'] == 0
+
+@pytest.mark.parametrize('y,p,classes,msg', [
+    (['a', 'x', 'y'], np.full((3, 3), 1 / 3), ['a', 'b', 'c'], r"not in classes \['a', 'b', 'c'\]: \['x', 'y'\]"),
+    (['a', None], np.full((2, 3), 1 / 3), ['a', 'b', 'c'], '1 missing label'),
+    (['a', 'b'], np.full((2, 2), 0.5), ['a', 'b', 'c'], r'shape \[n, 3\]'),
+    (['a', 'b'], np.full(2, 0.5), ['a', 'b', 'c'], r'shape \[n, 3\]'),
+    (['a', 'b'], [[0.5, 0.6, 0.0], [0.2, 0.3, 0.5]], ['a', 'b', 'c'], 'sum to 1'),
+    (['a', 'b'], [[np.nan, 0.5, 0.5], [0.2, 0.3, 0.5]], ['a', 'b', 'c'], 'non-finite'),
+    (['a', 'b'], [[-0.5, 1.0, 0.5], [0.2, 0.3, 0.5]], ['a', 'b', 'c'], r'within \[0, 1\]'),
+    (['a', 'b', 'c'], np.full((2, 3), 1 / 3), ['a', 'b', 'c'], 'lengths differ'),
+    (['a'], np.full((1, 3), 1 / 3), ['a', 'a', 'b'], 'repeats'),
+    (['a'], np.full((1, 3), 1 / 3), None, 'classes is required'),
+])
+def test_multiclass_validation(y, p, classes, msg):
+    with pytest.raises(ValueError, match=msg): multiclass_metrics(y, p, classes)
+
+# multiclass fairness, by hand
+#         row:  0    1    2    3    4    5    6    7
+YM  = np.array(['a', 'a', 'b', 'c', 'a', 'b', 'b', 'c'])
+PM  = np.array(['a', 'b', 'b', 'c', 'a', 'a', 'b', 'b'])
+SXM = ['F', 'F', 'F', 'F', 'M', 'M', 'M', 'M']
+
+def test_multiclass_fairness_by_hand():
+    f = fairness_metrics(YM, PM, {'sex': SXM}, classes=['a', 'b', 'c'])['sex']
+    F, M = f['groups']['F'], f['groups']['M']
+    assert F == (dict(count=4, accuracy=0.75, selection_rate={'a': 0.25, 'b': 0.5, 'c': 0.25},
+                                   tpr={'a': 0.5, 'b': 1.0, 'c': 1.0}, fpr={'a': 0.0, 'b': 1 / 3, 'c': 0.0}))
+    assert M == (dict(count=4, accuracy=0.5, selection_rate={'a': 0.5, 'b': 0.5, 'c': 0.0},
+                                   tpr={'a': 1.0, 'b': 0.5, 'c': 0.0}, fpr={'a': 1 / 3, 'b': 0.5, 'c': 0.0}))
+    # per class gaps in selection: a 1/4, b 0, c 1/4; ratios a 1/2, b 1, c 0; TPR/FPR gaps a 1/2, b 1/2, c 1
+    assert f['demographic_parity_difference'] == pytest.approx(0.25, **TOL)
+    assert f['demographic_parity_ratio'] == 0.0
+    assert f['equalized_odds_difference'] == 1.0
+
+def test_multiclass_fairness_undefined_rates_and_same_keys():
+    f = fairness_metrics(['a', 'a'], ['a', 'b'], {'g': ['x', 'y']}, classes=['a', 'b'])['g']
+    assert f['groups']['x']['tpr'] == {'a': 1.0, 'b': None} and f['groups']['x']['fpr'] == {'a': None, 'b': 0.0}
+    assert f['equalized_odds_difference'] == 1.0     # TPR of 'a': 1 vs 0
+    binary = fairness_metrics([1, 0], [1, 1], {'g': ['x', 'y']})['g']
+    assert list(f) == list(binary) == ['demographic_parity_difference', 'demographic_parity_ratio',
+                                       'equalized_odds_difference', 'groups']
+
+def test_multiclass_fairness_matches_one_vs_rest_binary():
+    "Each class's one-vs-rest binary fairness numbers; the multiclass ones are the worst over classes."
+    rng = np.random.default_rng(9)
+    classes = ['p', 'q', 'r', 's']
+    y, p = rng.choice(classes, 500), rng.choice(classes, 500)
+    groups = rng.choice(['g1', 'g2', 'g3'], 500)
+    f = fairness_metrics(y, p, {'a': groups}, classes=classes)['a']
+    per = [fairness_metrics((y == c).astype(int), (p == c).astype(int), {'a': groups})['a'] for c in classes]
+    assert f['demographic_parity_difference'] == pytest.approx(max(b['demographic_parity_difference'] for b in per), **TOL)
+    assert f['demographic_parity_ratio'] == pytest.approx(min(b['demographic_parity_ratio'] for b in per), **TOL)
+    assert f['equalized_odds_difference'] == pytest.approx(max(b['equalized_odds_difference'] for b in per), **TOL)
+    for g in ('g1', 'g2', 'g3'):
+        for c, b in zip(classes, per):
+            for r in ('selection_rate', 'tpr', 'fpr'): assert f['groups'][g][r][c] == pytest.approx(b['groups'][g][r], **TOL)
+        assert f['groups'][g]['accuracy'] == pytest.approx(np.mean(y[groups == g] == p[groups == g]), **TOL)
+
+def test_evaluate_multiclass():
+    y, p = _multiclass_case(10, 200, 3)
+    classes = ['lo', 'mid', 'hi']; labels = np.array(classes)[y]
+    sens = pd.DataFrame({'sex': np.where(np.arange(200) % 2, 'F', 'M')})
+    ev = evaluate_predictions(labels, p, sens, task='multiclass', classes=classes)
+    assert {k: v for k, v in ev.items() if k != 'fairness'} == multiclass_metrics(labels, p, classes)
+    assert ev['fairness'] == fairness_metrics(labels, np.array(classes)[p.argmax(1)], sens, classes)
+    assert evaluate_predictions(labels, p, None, task='multiclass', classes=classes)['fairness'] == {}
+    assert json.loads(json.dumps(ev)) == ev
+    with pytest.raises(ValueError, match='classes is required'): evaluate_predictions(labels, p, task='multiclass')
+
+def test_primary_metric():
+    assert [primary_metric(t) for t in ('binary', 'multiclass', 'regression')] == [('roc_auc', True), ('accuracy', True), ('rmse', False)]
+    with pytest.raises(ValueError, match='unknown task'): primary_metric('ranking')
+
+# --- baselines -----------------------------------------------------------------------------------------------------
+
+def _table(n, seed, task):
+    "A learnable table: the target follows a number, a category and a date; a sensitive column and some missing values."
+    rng = np.random.default_rng(seed)
+    x, g = rng.normal(size=n), rng.choice(['u', 'v', 'w', 7], n).astype(object)
+    days = rng.integers(0, 730, n)
+    when = (pd.Timestamp('2023-01-01') + pd.to_timedelta(days, 'D')).strftime('%Y-%m-%d').to_numpy(dtype=object)
+    signal = 2 * x + np.where(g == 'u', 1.5, np.where(g == 7, -1.5, 0.0)) + (days > 365) * 1.0
+    if task == 'binary': y = np.where(signal + rng.normal(scale=0.3, size=n) > 0.5, 'yes', 'no').astype(object)
+    elif task == 'multiclass': y = np.digitize(signal + rng.normal(scale=0.3, size=n), [-1.0, 1.0]).astype(float)  # 0., 1., 2.
+    else: y = 10 + 3 * signal + rng.normal(scale=0.5, size=n)
+    x[rng.uniform(size=n) < 0.05] = np.nan; g[rng.uniform(size=n) < 0.05] = None; when[:3] = 'not a date'
+    df = pd.DataFrame({'x': x, 'g': g, 'when': when, 'sex': rng.choice(['F', 'M'], n), 'target': y})
+    df.loc[df.index[-2:], 'target'] = None      # rows without a target are dropped
+    return df
+
+def _schema(task):
+    cols = {'x': Column('numeric'), 'g': Column('categorical'), 'when': Column('datetime'), 'sex': Column('categorical')}
+    if task == 'binary': return Schema(cols, 'target', 'binary', ['no', 'yes'], 'yes', ['sex'])
+    if task == 'multiclass': return Schema(cols, 'target', 'multiclass', ['0', '1', '2'], None, ['sex'])
+    return Schema(cols, 'target', 'regression', None, None, ['sex'])
+
+def _model_keys(task):
+    "The keys evaluate_predictions gives a model of `task`, without fairness."
+    if task == 'binary': ev = evaluate_predictions([0, 1], [0.2, 0.8], positive_class='yes')
+    elif task == 'multiclass': ev = evaluate_predictions(['0', '1'], [[0.6, 0.3, 0.1], [0.2, 0.7, 0.1]], task='multiclass', classes=['0', '1', '2'])
+    else: ev = evaluate_predictions([1.0, 2.0], [1.0, 2.5], task='regression')
+    return set(ev) - {'fairness'}
+
+@pytest.mark.parametrize('task', ['binary', 'multiclass', 'regression'])
+def test_baselines_keys_skill_and_determinism(task):
+    train, test, schema = _table(400, 0, task), _table(200, 1, task), _schema(task)
+    b = fit_baselines(train, test, schema, seed=3)
+    assert list(b) == ['trivial', 'linear', 'hist_gradient_boosting']
+    for name, m in b.items():
+        assert 'error' not in m, (name, m)
+        assert set(m) == _model_keys(task) | {'fit_seconds'}, name
+        assert m['n'] == 198 and m['fit_seconds'] >= 0
+    key, higher = primary_metric(task)
+    skill = (b['hist_gradient_boosting'][key] - b['trivial'][key]) * (1 if higher else -1)
+    assert skill > {'binary': 0.3, 'multiclass': 0.25, 'regression': 2.0}[task], (key, b)
+    again = fit_baselines(train, test, schema, seed=3)
+    strip = lambda r: {k: {kk: vv for kk, vv in v.items() if kk != 'fit_seconds'} for k, v in r.items()}
+    assert strip(again) == strip(b)
+    assert json.loads(json.dumps(b)) == b
+    if task == 'binary': assert b['linear']['positive_class'] == 'yes'
+    if task == 'multiclass': assert b['trivial']['classes'] == ['0', '1', '2']
+
+def test_baselines_ignore_sensitive_and_use_dates():
+    "The sensitive column is no input: changing it changes nothing; a target made of the date alone is learnt."
+    train, test, schema = _table(300, 2, 'binary'), _table(150, 3, 'binary'), _schema('binary')
+    b = fit_baselines(train, test, schema)
+    b2 = fit_baselines(train.assign(sex=train['sex'].map({'F': 'M', 'M': 'F'})), test, schema)
+    assert b2['linear']['roc_auc'] == b['linear']['roc_auc'] and b2['hist_gradient_boosting']['roc_auc'] == b['hist_gradient_boosting']['roc_auc']
+    only_date = Schema({'when': Column('datetime')}, 'target', 'binary', ['no', 'yes'], 'yes')
+    late = lambda d: d.assign(target=np.where(pd.to_datetime(d['when'], errors='coerce') > '2024-01-01', 'yes', 'no'))
+    b = fit_baselines(late(train), late(test), only_date)
+    assert b['hist_gradient_boosting']['roc_auc'] > 0.95 and b['linear']['roc_auc'] > 0.9, b
+
+def test_baselines_failures_and_unseen_classes():
+    schema = _schema('multiclass')
+    train, test = _table(300, 4, 'multiclass'), _table(150, 5, 'multiclass')
+    one = fit_baselines(train.assign(target=1.0), test, schema)      # one class in training
+    assert 'one class' in one['linear']['error'] and 'error' not in one['trivial']
+    assert one['trivial']['log_loss'] > 10 and math.isfinite(one['trivial']['log_loss'])   # probability 0 clipped
+    two = fit_baselines(train[train.target != 2.0], test, schema)   # class '2' never seen in training
+    assert all('error' not in m for m in two.values())
+    assert all(m['per_class']['2']['recall'] == 0.0 for m in two.values())
+    with pytest.raises(Exception, match=r"labels not in the schema's classes \['0', '1', '2'\]: \['5'\]"):
+        fit_baselines(train, test.assign(target=5), schema)
+    with pytest.raises(Exception, match=r"lacks the input column\(s\) \['x'\]"):
+        fit_baselines(train, test.drop(columns='x'), schema)
+    with pytest.raises(Exception, match='no row with a target'):
+        fit_baselines(train.assign(target=None), test, schema)
+
+def test_baselines_high_cardinality_category():
+    "More than 255 categories: ordinal codes as a number for the booster, one-hot with rare levels pooled for the linear model."
+    rng = np.random.default_rng(11)
+    def frame(n):
+        code = rng.integers(0, 600, n)
+        return pd.DataFrame({'zip': code.astype(str), 'target': 5.0 * (code % 2) + rng.normal(scale=0.1, size=n)})
+    schema = Schema({'zip': Column('categorical')}, 'target', 'regression')
+    b = fit_baselines(frame(3000), frame(500), schema)
+    assert all('error' not in m for m in b.values()), b
+    assert b['linear']['rmse'] < b['trivial']['rmse']
+
+# --- multiclass and regression plots -------------------------------------------------------------------------------
+
+def test_save_plots_multiclass_and_regression(tmp_path):
+    classes = ['c0', 'c1', 'c2', 'c3', 'c4']
+    y, p = _multiclass_case(12, 300, 5)
+    labels = np.array(classes)[y]
+    sens = {'sex': np.where(np.arange(300) % 3, 'F', 'M')}
+    ev = evaluate_predictions(labels, p, sens, task='multiclass', classes=classes)
+    base = {'trivial': dict(accuracy=0.2, balanced_accuracy=0.2, f1_macro=0.07), 'linear': {'error': 'ValueError: x'}}
+    paths = save_plots(tmp_path/'mc', labels, p, ev['fairness'], labels=classes, task='multiclass', baselines=base, model_metrics=ev)
+    assert [q.name for q in paths] == ['confusion.png', 'calibration.png', 'fairness.png', 'baselines.png']
+    assert all(q.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and q.stat().st_size > 1000 for q in paths)
+    yr = np.linspace(0, 10, 100); pr = yr + np.sin(yr)
+    paths = save_plots(tmp_path/'reg', yr, pr, {}, task='regression', baselines={'trivial': dict(rmse=3.0, mae=2.5)})
+    assert [q.name for q in paths] == ['regression.png', 'baselines.png']
+    yb, s = _binary_case(13, 200, 0.4)
+    paths = save_plots(tmp_path/'bin', yb, s, {}, baselines={'trivial': dict(roc_auc=0.5, accuracy=0.6, f1=0.0)})
+    assert [q.name for q in paths] == ['roc.png', 'calibration.png', 'confusion.png', 'baselines.png']
+    with pytest.raises(ValueError, match='labels=the classes'): save_plots(tmp_path, labels, p, {}, task='multiclass')
+
+def test_multiclass_plot_parts():
+    fig = plot_confusion(list('abcc'), list('abac'), labels=['a', 'b', 'c'])
+    assert [t.get_text() for t in fig.axes[0].texts] == ['1', '0', '0', '0', '1', '0', '1', '0', '1']
+    fig = plot_groups(fairness_metrics(YM, PM, {'sex': SXM, 'grp': list('xyxyxyxy')}, classes=['a', 'b', 'c']))
+    assert len(fig.axes) == 2 and len(fig.axes[0].patches) == 2 * 4
+    fig = plot_baselines(dict(rmse=1.0, mae=0.5), {'trivial': dict(rmse=3.0, mae=2.0)}, ['rmse', 'mae'])
+    assert len(fig.axes[0].patches) == 4
