@@ -4,11 +4,12 @@
 
 # %% ../nbs/02_features.ipynb #8d7d6c39
 from __future__ import annotations
-import json, math
+import datetime, json, math
 from pathlib import Path
 import numpy as np, pandas as pd
 from .config import DataError
 from .data import Schema
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['MISSING', 'UNKNOWN', 'FeatureTransform']
@@ -48,14 +49,92 @@ def _fit_categorical(x: pd.Series, min_count: int) -> dict:
     vocab = sorted(str(k) for k, n in counts.items() if n >= min_count)
     return dict(vocab=vocab)
 
+# %% ../nbs/02_features.ipynb #c51b357e
+_DATE_TYPES = (str, datetime.date, np.datetime64)    # pd.Timestamp is a datetime.date
+
+def _parse_dates(x: pd.Series, col: str) -> pd.Series:
+    "`x` as naive UTC timestamps (ns; NaT where missing); a value that is not a date is a `DataError`."
+    if pd.api.types.is_datetime64_any_dtype(x):
+        if x.dt.tz is not None: x = x.dt.tz_convert('UTC').dt.tz_localize(None)
+        return x.astype('datetime64[ns]')
+    v = x.astype(object).map(lambda s: (s.strip() or None) if isinstance(s, str) else s)
+    typed = v.map(lambda s: isinstance(s, _DATE_TYPES)).astype(bool)
+    t = pd.to_datetime(v.where(typed, None), errors='coerce', utc=True, format='mixed').dt.tz_localize(None)
+    bad = v.notna().to_numpy() & t.isna().to_numpy()
+    if bad.any(): raise DataError(f"column {col!r} must be a date, got {v[bad].iloc[0]!r}")
+    return t.astype('datetime64[ns]')
+
+# %% ../nbs/02_features.ipynb #51f5dcfd
+def _date_parts(t: pd.Series, parts: list) -> dict:
+    "The numeric `parts` ('days', 'month', 'dow', 'hour') of parsed timestamps `t`, float64 with NaN where missing."
+    f = lambda s: s.to_numpy(dtype='float64', na_value=np.nan)
+    ns = t.to_numpy('datetime64[ns]').view('int64')
+    get = dict(days=lambda: np.where(t.isna().to_numpy(), np.nan, ns / 86_400e9), month=lambda: f(t.dt.month),
+               dow=lambda: f(t.dt.dayofweek), hour=lambda: f(t.dt.hour))
+    return {p: get[p]() for p in parts}
+
+def _fit_dates(x: pd.Series, col: str, clip: float, n_bins: int) -> dict:
+    "Numeric statistics of each part of the date column `x`, keyed `f'{col}__{part}'` (the hour only if it varies)."
+    t = _parse_dates(x, col)
+    parts = ['days', 'month', 'dow'] + (['hour'] if (t.dropna().dt.hour != 0).any() else [])
+    vals = _date_parts(t, parts)
+    return {f"{col}__{p}": _fit_numeric(pd.Series(vals[p]), clip, n_bins) for p in parts}
+
+# %% ../nbs/02_features.ipynb #b23ca9f7
+def _numeric_values(x: pd.Series, c: str) -> np.ndarray:
+    "A numeric column of a frame as float64 (NaN where missing); text that is not a number is a `DataError`."
+    if not pd.api.types.is_numeric_dtype(x) or pd.api.types.is_bool_dtype(x):
+        conv = pd.to_numeric(x, errors='coerce')
+        bad = conv.isna() & x.notna()
+        if bad.any(): raise DataError(f"column {c!r} must be numeric, got {x[bad].iloc[0]!r}")
+        x = conv
+    v = x.to_numpy(dtype='float64', na_value=np.nan)
+    if np.isinf(v).any(): raise DataError(f"column {c!r} has infinite values")
+    return v
+
+def _records_numeric(records: list, cols: list) -> np.ndarray:
+    "The numeric `cols` of a list of dicts as a float64 matrix [n, len(cols)], with `_numeric_values`' errors."
+    n = len(records)
+    if not cols: return np.zeros((n, 0))
+    try: v = np.array([[r.get(c) for c in cols] for r in records], dtype='float64').reshape(n, len(cols))
+    except (TypeError, ValueError):
+        for c in cols:
+            for r in records:
+                x = r.get(c)
+                if x is not None and (isinstance(x, (bool, str)) or not isinstance(x, (int, float, np.number))):
+                    raise DataError(f"column {c!r} must be numeric, got {x!r}") from None
+        raise
+    if np.isinf(v).any(): raise DataError(f"column {cols[int(np.argwhere(np.isinf(v))[0][1])]!r} has infinite values")
+    return v
+
+# %% ../nbs/02_features.ipynb #170deedc
+def _datetime_columns(schema: Schema) -> list:
+    if hasattr(schema, 'datetime'): return schema.datetime()
+    return [c for c, v in schema.columns.items() if v.kind == 'datetime']
+
+def _fit_target(df: pd.DataFrame, schema: Schema) -> dict:
+    if schema.task == 'regression':
+        y = pd.to_numeric(df[schema.target], errors='coerce')
+        return dict(task='regression', mean=float(y.mean()), std=float(y.std()) or 1.0)
+    if schema.task == 'multiclass':
+        classes = [_as_category(c) for c in (schema.classes or [])]
+        if len(classes) < 2 or None in classes or len(set(classes)) < len(classes):
+            raise DataError(f"a multiclass target needs at least 2 distinct classes, the schema lists {schema.classes}")
+        return dict(task='multiclass', classes=classes)
+    if schema.task != 'binary': raise DataError(f"unknown task {schema.task!r}: use binary, multiclass or regression")
+    return dict(task='binary', classes=[str(c) for c in schema.classes], positive=str(schema.positive_class))
+
 # %% ../nbs/02_features.ipynb #e7d82bbf
 class FeatureTransform:
     "A fitted, JSON-serializable feature transform shared by training and serving."
     version = 1
-    def __init__(self, schema: Schema, numeric: dict, categorical: dict, target: dict, clip=5.0, use_sensitive=False):
+    def __init__(self, schema: Schema, numeric: dict, categorical: dict, target: dict, clip=5.0, use_sensitive=False,
+                 dates: dict|None = None):
         self.schema, self.numeric, self.categorical, self.target = schema, numeric, categorical, target
-        self.clip, self.use_sensitive = clip, use_sensitive
+        self.clip, self.use_sensitive, self.dates = clip, use_sensitive, dict(dates or {})
         self._index = {c: {v: i + 2 for i, v in enumerate(p['vocab'])} for c, p in categorical.items()}
+        self._parts = {f"{c}__{p}": (c, p) for c, ps in self.dates.items() for p in ps}   # numeric entries from dates
+        self._real = [c for c in numeric if c not in self._parts]                         # numeric input columns
 
     @classmethod
     def fit(cls, df: pd.DataFrame, schema: Schema, use_sensitive=False, min_count=5, n_bins=16, clip=5.0):
@@ -65,17 +144,18 @@ class FeatureTransform:
         if missing: raise DataError(f"cannot fit the transform: column(s) missing: {', '.join(missing)}")
         num = {c: _fit_numeric(df[c], clip, n_bins) for c in schema.numeric() if c not in drop}
         cat = {c: _fit_categorical(df[c], min_count) for c in schema.categorical() if c not in drop}
+        dts = {c: _fit_dates(df[c], c, clip, n_bins) for c in _datetime_columns(schema) if c not in drop}
+        clash = [k for ps in dts.values() for k in ps if k in schema.columns]
+        if clash: raise DataError(f"column name(s) {', '.join(clash)} clash with the date parts the transform makes")
+        for ps in dts.values(): num.update(ps)
         if not num and not cat: raise DataError("no model inputs: every feature is sensitive or absent")
-        if schema.task == 'regression':
-            y = pd.to_numeric(df[schema.target], errors='coerce')
-            tgt = dict(task='regression', mean=float(y.mean()), std=float(y.std()) or 1.0)
-        else: tgt = dict(task='binary', classes=[str(c) for c in schema.classes], positive=str(schema.positive_class))
-        return cls(schema, num, cat, tgt, clip, use_sensitive)
+        dates = {c: [k.rsplit('__', 1)[1] for k in ps] for c, ps in dts.items()}
+        return cls(schema, num, cat, _fit_target(df, schema), clip, use_sensitive, dates)
 
     @property
     def inputs(self) -> list:
-        "The raw columns the model reads."
-        return list(self.numeric) + list(self.categorical)
+        "The raw columns the model reads (a date column once, however many parts it gives)."
+        return self._real + list(self.dates) + list(self.categorical)
     @property
     def num_indicators(self) -> list: return [c for c, p in self.numeric.items() if p['has_missing']]
     @property
@@ -88,16 +168,11 @@ class FeatureTransform:
         missing = [c for c in self.inputs if c not in df.columns]
         if missing: raise DataError(f"input is missing column(s): {', '.join(missing)}")
         n = len(df)
+        dates = {d: _date_parts(_parse_dates(df[d], d), ps) for d, ps in self.dates.items()}
         cols, inds = [], []
         for c, p in self.numeric.items():
-            x = df[c]
-            if not pd.api.types.is_numeric_dtype(x) or pd.api.types.is_bool_dtype(x):
-                conv = pd.to_numeric(x, errors='coerce')
-                bad = conv.isna() & x.notna()
-                if bad.any(): raise DataError(f"column {c!r} must be numeric, got {x[bad].iloc[0]!r}")
-                x = conv
-            v = x.to_numpy(dtype='float64', na_value=np.nan)
-            if np.isinf(v).any(): raise DataError(f"column {c!r} has infinite values")
+            if c in self._parts: v = dates[self._parts[c][0]][self._parts[c][1]]
+            else: v = _numeric_values(df[c], c)
             nan = np.isnan(v)
             z = np.clip((v - p['median']) / p['scale'], -self.clip, self.clip)
             z[nan] = 0.0
@@ -117,21 +192,16 @@ class FeatureTransform:
         return (out, unknown) if stats else out
 
     def transform_records(self, records: list, stats=False):
-        "Same arrays as `transform`, straight from a list of dicts (no pandas): the serving path for small batches."
+        "Same arrays as `transform`, straight from a list of dicts (no pandas but for date columns): the serving path."
         n = len(records)
-        numcols = list(self.numeric)
-        if numcols:
-            try: v = np.array([[r.get(c) for c in numcols] for r in records], dtype='float64').reshape(n, len(numcols))
-            except (TypeError, ValueError):
-                for c in numcols:
-                    for r in records:
-                        x = r.get(c)
-                        if x is not None and (isinstance(x, (bool, str)) or not isinstance(x, (int, float, np.number))):
-                            raise DataError(f"column {c!r} must be numeric, got {x!r}") from None
-                raise
-            if np.isinf(v).any():
-                c = numcols[int(np.argwhere(np.isinf(v))[0][1])]
-                raise DataError(f"column {c!r} has infinite values")
+        if self.numeric:
+            v = _records_numeric(records, self._real)
+            if self.dates:   # date parts: parsed by the same code as `transform`, placed in the numeric columns' order
+                dates = {d: _date_parts(_parse_dates(pd.Series([r.get(d) for r in records], dtype=object), d), ps)
+                         for d, ps in self.dates.items()}
+                at = {c: j for j, c in enumerate(self._real)}
+                v = np.stack([v[:, at[c]] if c in at else dates[self._parts[c][0]][self._parts[c][1]]
+                              for c in self.numeric], axis=1).reshape(n, len(self.numeric))
             med = np.array([p['median'] for p in self.numeric.values()]); sc = np.array([p['scale'] for p in self.numeric.values()])
             nan = np.isnan(v)
             z = np.clip((v - med) / sc, -self.clip, self.clip)
@@ -156,35 +226,46 @@ class FeatureTransform:
         out = dict(x_num=x_num, x_cat=x_cat)
         return (out, unknown) if stats else out
 
-    def encode_target(self, y) -> np.ndarray:
-        "Training targets: 0/1 float32 for binary (1 = positive class), standardized float32 for regression."
-        y = pd.Series(y)
-        if self.target['task'] == 'regression':
-            return ((pd.to_numeric(y).to_numpy('float64') - self.target['mean']) / self.target['std']).astype('float32')
-        ys = y.map(_as_category)
-        unknown = set(ys.dropna()) - set(self.target['classes'])
-        if unknown or ys.isna().any(): raise DataError(f"target values not in the classes {self.target['classes']}: {sorted(map(str, unknown))[:5] or ['(missing)']}")
-        return (ys == self.target['positive']).to_numpy().astype('float32')
-
-    def decode(self, out: np.ndarray, threshold=0.5):
-        "Model outputs to predictions: labels (binary, `out` = positive-class probability) or values (regression)."
-        if self.target['task'] == 'regression': return out * self.target['std'] + self.target['mean']
-        neg, pos = [c for c in self.target['classes'] if c != self.target['positive']][0], self.target['positive']
-        return np.where(out >= threshold, pos, neg)
-
-    # serialization: plain JSON
+    # serialization: plain JSON (`inputs` is written for readers of the file; loading recomputes it)
     def to_dict(self) -> dict:
         return dict(version=self.version, schema=self.schema.to_dict(), numeric=self.numeric, categorical=self.categorical,
-                    target=self.target, clip=self.clip, use_sensitive=self.use_sensitive)
+                    target=self.target, clip=self.clip, use_sensitive=self.use_sensitive, dates=self.dates, inputs=self.inputs)
     @classmethod
     def from_dict(cls, d: dict):
         if d.get('version') != cls.version: raise DataError(f"unsupported transform version {d.get('version')!r}")
-        return cls(Schema.from_dict(d['schema']), d['numeric'], d['categorical'], d['target'], d['clip'], d['use_sensitive'])
+        return cls(Schema.from_dict(d['schema']), d['numeric'], d['categorical'], d['target'], d['clip'], d['use_sensitive'],
+                   d.get('dates', {}))
     def save(self, path) -> Path:
         Path(path).write_text(json.dumps(self.to_dict(), allow_nan=False))
         return Path(path)
     @classmethod
     def load(cls, path): return cls.from_dict(json.loads(Path(path).read_text()))
     def __repr__(self):
-        return (f"FeatureTransform({len(self.numeric)} numeric (+{len(self.num_indicators)} missing flags), "
-                f"{len(self.categorical)} categorical, target {self.target['task']})")
+        return (f"FeatureTransform({len(self._real)} numeric (+{len(self.num_indicators)} missing flags), "
+                f"{len(self.dates)} date ({len(self._parts)} parts), {len(self.categorical)} categorical, target {self.target['task']})")
+
+# %% ../nbs/02_features.ipynb #bc92da58
+@patch
+def encode_target(self: FeatureTransform, y) -> np.ndarray:
+    "Training targets: 0/1 float32 (binary), int64 class index (multiclass), standardized float32 (regression)."
+    y = pd.Series(y)
+    if self.target['task'] == 'regression':
+        return ((pd.to_numeric(y).to_numpy('float64') - self.target['mean']) / self.target['std']).astype('float32')
+    ys = y.map(_as_category)
+    unknown = set(ys.dropna()) - set(self.target['classes'])
+    if unknown or ys.isna().any(): raise DataError(f"target values not in the classes {self.target['classes']}: {sorted(map(str, unknown))[:5] or ['(missing)']}")
+    if self.target['task'] == 'multiclass':
+        return ys.map({c: i for i, c in enumerate(self.target['classes'])}).to_numpy('int64')
+    return (ys == self.target['positive']).to_numpy().astype('float32')
+
+@patch
+def decode(self: FeatureTransform, out: np.ndarray, threshold=0.5):
+    "Model outputs to predictions: labels (binary: positive-class probability; multiclass: probs [n, K]) or values."
+    if self.target['task'] == 'regression': return out * self.target['std'] + self.target['mean']
+    if self.target['task'] == 'multiclass':
+        out = np.asarray(out)
+        if out.ndim != 2 or out.shape[1] != len(self.target['classes']):
+            raise DataError(f"multiclass outputs must be [n, {len(self.target['classes'])}], got shape {list(out.shape)}")
+        return np.asarray(self.target['classes'])[out.argmax(1)]
+    neg, pos = [c for c in self.target['classes'] if c != self.target['positive']][0], self.target['positive']
+    return np.where(out >= threshold, pos, neg)

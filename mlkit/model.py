@@ -50,10 +50,10 @@ def net_config(ft: FeatureTransform, d_num=16, d_cat=16, hidden=(256, 256), drop
     "The architecture of a `TabularNet` for the fitted transform `ft` (JSON-serializable)."
     return dict(edges=[p['edges'] for p in ft.numeric.values()], n_flags=len(ft.num_indicators),
                 cardinalities=ft.cardinalities, d_num=d_num, d_cat=d_cat, hidden=list(hidden), dropout=dropout,
-                task=ft.target['task'])
+                task=ft.target['task'], n_out=len(ft.target['classes']) if ft.target['task'] == 'multiclass' else 1)
 
 class TabularNet(nn.Module):
-    "Categorical embeddings + piecewise-linear numeric embeddings + MLP, for binary classification or regression."
+    "Categorical embeddings + piecewise-linear numeric embeddings + MLP, for classification or regression."
     def __init__(self, config: dict):
         super().__init__()
         self.config = config
@@ -66,14 +66,16 @@ class TabularNet(nn.Module):
         d_in = self.n_num * c['d_num'] + c['n_flags'] + len(cards) * c['d_cat']
         layers = []
         for h in c['hidden']: layers += [nn.Linear(d_in, h), nn.ReLU(), nn.Dropout(c['dropout'])]; d_in = h
-        self.mlp = nn.Sequential(*layers, nn.Linear(d_in, 1))
+        self.n_out = int(c.get('n_out', 1))
+        self.mlp = nn.Sequential(*layers, nn.Linear(d_in, self.n_out))
 
     def forward(self, x_num, x_cat):
         parts = []
         if self.num is not None: parts.append(self.num(x_num[:, :self.n_num]).flatten(1))
         if self.config['n_flags']: parts.append(x_num[:, self.n_num:])
         if self.cat is not None: parts.append(self.cat(x_cat + self.offsets).flatten(1))
-        return self.mlp(torch.cat(parts, 1)).squeeze(1)
+        out = self.mlp(torch.cat(parts, 1))
+        return out.squeeze(1) if self.n_out == 1 else out
 
 # %% ../nbs/03_model.ipynb #521657ae
 WEIGHTS, NET, TRANSFORM = 'weights.safetensors', 'net.json', 'transform.json'
@@ -86,12 +88,18 @@ class Predictor:
 
     @property
     def task(self): return self.transform.target['task']
+    @property
+    def classes(self) -> list|None:
+        "Class labels: [negative, positive] (binary), all classes in output order (multiclass), None (regression)."
+        return self.transform.target.get('classes')
 
     @torch.inference_mode()
     def raw(self, arrays: dict) -> np.ndarray:
-        "Network output for transformed `arrays`: positive-class probability (binary) or value (regression)."
+        """Network output for transformed `arrays`: positive-class probability [n] (binary), class probabilities [n, K]
+        (multiclass) or value [n] (regression)."""
         out = (self._graph or self.net)(torch.from_numpy(arrays['x_num']), torch.from_numpy(arrays['x_cat']))
-        out = torch.sigmoid(out) if self.task == 'binary' else out
+        if self.task == 'binary': out = torch.sigmoid(out)
+        elif self.task == 'multiclass': out = torch.softmax(out.double(), dim=1)   # rows sum to 1 in float64
         return out.double().numpy()
 
     def optimize(self):
@@ -107,11 +115,12 @@ class Predictor:
     def _predict(self, arrays: dict, unknown: dict, stats: bool):
         out = self.raw(arrays)
         if self.task == 'binary': res = dict(score=out, label=self.transform.decode(out, self.threshold))
+        elif self.task == 'multiclass': res = dict(label=self.transform.decode(out), score=out.max(1), proba=out)
         else: res = dict(value=self.transform.decode(out))
         return (res, unknown) if stats else res
 
     def predict(self, df: pd.DataFrame, stats=False):
-        "Scores and labels (binary) or values (regression) for the records in `df`."
+        "Scores and labels (binary), labels, scores and class probabilities (multiclass) or values (regression) for `df`."
         return self._predict(*self.transform.transform(df, stats=True), stats)
 
     def predict_records(self, records: list, stats=False):

@@ -12,12 +12,12 @@ import torch
 import lightning as L
 from .config import DataError, UsageError, new_run_id, reports_dir
 from .data import Schema
-from .features import FeatureTransform
+from .features import FeatureTransform, _as_category
 from .model import TabularNet, Predictor, net_config
 
 # %% auto #0
-__all__ = ['TrainParams', 'split_train_val', 'ArrayData', 'batch_loader', 'TabularModule', 'EpochLine', 'wandb_mode',
-           'make_wandb_logger', 'FitResult', 'fit', 'finish_wandb']
+__all__ = ['TrainParams', 'split_train_val', 'ArrayData', 'batch_loader', 'effective_batch_size', 'TabularModule', 'EpochLine',
+           'wandb_mode', 'make_wandb_logger', 'FitResult', 'fit', 'finish_wandb']
 
 # %% ../nbs/04_train.ipynb #d6098557
 @dataclass
@@ -70,12 +70,13 @@ class TrainParams:
 
 # %% ../nbs/04_train.ipynb #4fbf26ad
 def split_train_val(df: pd.DataFrame, schema: Schema, fraction: float, seed: int):
-    "Stratified (binary) or random (regression) split of `df` into train and validation frames."
+    "Stratified (binary, multiclass) or random (regression) split of `df` into train and validation frames."
     if not 0 < fraction < 1: raise UsageError(f"val_fraction must be between 0 and 1, got {fraction}")
     rng = np.random.default_rng(seed)
-    if schema.task == 'binary':
-        y = df[schema.target].astype(str).to_numpy()
-        val = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:int(round((y == c).sum() * fraction))] for c in np.unique(y)])
+    if schema.task in ('binary', 'multiclass'):
+        y = df[schema.target].map(_as_category).astype(str).to_numpy()
+        n_val = lambda n: min(int(round(n * fraction)), max(n - 1, 0))     # a class of 2+ rows keeps a training row
+        val = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:n_val(int((y == c).sum()))] for c in np.unique(y)]).astype(int)
     else: val = rng.permutation(len(df))[:int(round(len(df) * fraction))]
     mask = np.zeros(len(df), bool); mask[val] = True
     return df[~mask].reset_index(drop=True), df[mask].reset_index(drop=True)
@@ -95,6 +96,13 @@ def batch_loader(data: ArrayData, batch_size: int, shuffle: bool, seed: int = 0)
     sampler = torch.utils.data.BatchSampler(base, batch_size, drop_last=False)
     return torch.utils.data.DataLoader(data, sampler=sampler, batch_size=None)
 
+# %% ../nbs/04_train.ipynb #8aab095f
+def effective_batch_size(n_train: int, batch_size: int) -> int:
+    "The batch size to train `n_train` rows with: `batch_size`, or for fewer than 8 batches of it, a smaller one."
+    if n_train >= 8 * batch_size: return batch_size
+    k = n_train // 8
+    return min(batch_size, max(16, 1 << (k.bit_length() - 1) if k else 0))
+
 # %% ../nbs/04_train.ipynb #6bbfc42d
 class TabularModule(L.LightningModule):
     "Lightning wrapper around `TabularNet`: loss, optimizer, validation metrics."
@@ -102,8 +110,9 @@ class TabularModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.net = TabularNet(config)
-        self.binary = config['task'] == 'binary'
-        self.loss_fn = torch.nn.BCEWithLogitsLoss() if self.binary else torch.nn.MSELoss()
+        self.task = config['task']
+        self.binary = self.task == 'binary'
+        self.loss_fn = dict(binary=torch.nn.BCEWithLogitsLoss, multiclass=torch.nn.CrossEntropyLoss).get(self.task, torch.nn.MSELoss)()
         self._val, self._acc, self._opt = [], [torch.zeros(()), 0], None
         self.automatic_optimization = False
 
@@ -147,6 +156,7 @@ class TabularModule(L.LightningModule):
             p = torch.sigmoid(out).cpu().numpy(); yy = y.cpu().numpy()
             self.log('val_acc', float(((p >= 0.5) == (yy == 1)).mean()), prog_bar=True)
             if len(np.unique(yy)) == 2: self.log('val_auc', float(roc_auc_score(yy, p)), prog_bar=True)
+        elif self.task == 'multiclass': self.log('val_acc', float((out.argmax(1) == y).float().mean()), prog_bar=True)
         else: self.log('val_rmse', float(torch.sqrt(((out - y) ** 2).mean())), prog_bar=True)
 
     def configure_optimizers(self):
@@ -218,6 +228,12 @@ def fit(df: pd.DataFrame, schema: Schema, params: TrainParams|None = None, run_d
     t0 = time.perf_counter()
     L.seed_everything(p.seed, workers=True, verbose=False)
     tr, va = split_train_val(df, schema, p.val_fraction, p.seed)
+    if not len(tr) or not len(va):
+        raise DataError(f"too few rows to train: {len(df)} labelled row(s) give {len(tr)} training and {len(va)} validation rows")
+    bs = effective_batch_size(len(tr), p.batch_size)
+    if progress == 'lines':
+        print(f"{len(tr):,} training rows, {len(va):,} validation rows, batch size {bs}"
+              + (f" (batch_size {p.batch_size} is too large for this table)" if bs != p.batch_size else ''), flush=True)
     ft = FeatureTransform.fit(tr, schema, use_sensitive=p.use_sensitive, min_count=p.min_count, n_bins=p.n_bins)
     cfg = net_config(ft, p.d_num, p.d_cat, p.hidden, p.dropout)
     module = TabularModule(cfg, p.lr, p.weight_decay, p.max_epochs)
@@ -226,7 +242,7 @@ def fit(df: pd.DataFrame, schema: Schema, params: TrainParams|None = None, run_d
     run_id = run_id or new_run_id('train')
     run_dir = Path(run_dir) if run_dir else None
     lg = False
-    if logger is True: lg = make_wandb_logger(run_id, (run_dir or Path(reports_dir())/'runs'/run_id)/'wandb', p.wandb_project, asdict(p))
+    if logger is True: lg = make_wandb_logger(run_id, (run_dir or Path(reports_dir())/'runs'/run_id)/'wandb', p.wandb_project, {**asdict(p), 'effective_batch_size': bs})
     elif logger: lg = logger
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     ckpt = ModelCheckpoint(dirpath=str(run_dir/'checkpoints') if run_dir else None, monitor='val_loss', mode='min',
@@ -238,14 +254,14 @@ def fit(df: pd.DataFrame, schema: Schema, params: TrainParams|None = None, run_d
                         enable_progress_bar=progress in (True, 'bar'), enable_model_summary=False, log_every_n_steps=10,
                         default_root_dir=str(run_dir) if run_dir else tempfile.mkdtemp(prefix='mlkit-fit-'),
                         num_sanity_val_steps=0)
-    trainer.fit(module, batch_loader(dtr, p.batch_size, True, p.seed), batch_loader(dva, 4096, False))
+    trainer.fit(module, batch_loader(dtr, bs, True, p.seed), batch_loader(dva, 4096, False))
     if ckpt.best_model_path:
         state = torch.load(ckpt.best_model_path, map_location='cpu', weights_only=True)['state_dict']
         module.load_state_dict(state)
     best = {k: float(v) for k, v in trainer.callback_metrics.items()}
     pred = Predictor(module.net.cpu().eval(), ft)
     val = _val_metrics(pred, va, schema)
-    res = FitResult(pred, asdict(p), val, trainer.current_epoch, len(tr), len(va), round(time.perf_counter() - t0, 3),
+    res = FitResult(pred, {**asdict(p), 'effective_batch_size': bs}, val, trainer.current_epoch, len(tr), len(va), round(time.perf_counter() - t0, 3),
                     logger=lg or None)
     if run_dir:
         res.model_dir = str(run_dir/'model')
@@ -263,6 +279,11 @@ def _val_metrics(pred: Predictor, va: pd.DataFrame, schema: Schema) -> dict:
         m = dict(accuracy=float(((out['score'] >= 0.5) == (y == 1)).mean()), log_loss=float(log_loss(y, out['score'], labels=[0, 1])))
         if len(np.unique(y)) == 2: m['roc_auc'] = float(roc_auc_score(y, out['score']))
         return m
+    if schema.task == 'multiclass':
+        from sklearn.metrics import log_loss
+        y = pred.transform.encode_target(va[schema.target])
+        return dict(accuracy=float((out['proba'].argmax(1) == y).mean()),
+                    log_loss=float(log_loss(y, out['proba'], labels=list(range(out['proba'].shape[1])))))
     y = va[schema.target].to_numpy('float64')
     return dict(rmse=float(np.sqrt(((out['value'] - y) ** 2).mean())))
 

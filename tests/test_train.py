@@ -113,3 +113,97 @@ def test_plain_papermill_cli(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path/'run'/'model'/'net.json').exists() and json.loads((tmp_path/'run'/'params.json').read_text())['params']['limit_rows'] == 1500
+
+# ---- multiclass and date columns (issue 11)
+from mlkit.data import Schema, Column
+from mlkit.model import Predictor, NET
+
+def _three_classes(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({'x': rng.normal(size=n), 'c': rng.choice(['u', 'v'], n)})
+    df['y'] = np.where(df.x > 0.4, 'high', np.where(df.c == 'u', 'low-u', 'low-v'))
+    s = Schema({'x': Column('numeric'), 'c': Column('categorical')}, 'y', task='multiclass', classes=['high', 'low-u', 'low-v'])
+    return df, s
+
+@pytest.fixture(scope='module')
+def multiclass_fit():
+    df, s = _three_classes()
+    return df, s, fit(df, s, TrainParams(max_epochs=2), progress=False, logger=False)
+
+def test_multiclass_trains_above_chance(multiclass_fit):
+    df, s, r = multiclass_fit
+    out = r.predictor.predict(df)
+    assert r.params['effective_batch_size'] == 16 and r.params['batch_size'] == 256
+    assert set(r.val_metrics) == {'accuracy', 'log_loss'}
+    assert (out['label'] == df.y.to_numpy()).mean() > 0.6          # chance: 1/3
+    assert out['proba'].shape == (300, 3) and np.allclose(out['proba'].sum(1), 1, atol=1e-6)
+    assert set(out['label']) <= {'high', 'low-u', 'low-v'} and out['label'].dtype.kind == 'U'
+    assert np.array_equal(out['score'], out['proba'].max(1)) and r.predictor.classes == ['high', 'low-u', 'low-v']
+    rec = r.predictor.predict_records(df.head(50).to_dict('records'))
+    assert np.array_equal(rec['proba'], out['proba'][:50]) and list(rec['label']) == list(out['label'][:50])
+
+def test_multiclass_save_load_optimize(multiclass_fit, tmp_path):
+    df, s, r = multiclass_fit
+    r.predictor.save(tmp_path/'m')
+    p2 = Predictor.load(tmp_path/'m')
+    a = r.predictor.predict(df.head(64))['proba']
+    assert p2.task == 'multiclass' and np.array_equal(p2.predict(df.head(64))['proba'], a)
+    p2.optimize()
+    for n in (1, 7, 64): assert np.abs(p2.predict(df.head(n))['proba'] - a[:n]).max() < 1e-5
+    assert list(p2.predict(df.head(64))['label']) == list(r.predictor.predict(df.head(64))['label'])
+
+def test_old_net_json_without_n_out_loads(adult, tmp_path):
+    tr, te, s = adult
+    r = fit(tr.head(600), s, TrainParams(max_epochs=1, hidden=(16,)), progress=False, logger=False)
+    r.predictor.save(tmp_path)
+    meta = json.loads((tmp_path/NET).read_text())
+    assert meta['config']['n_out'] == 1
+    del meta['config']['n_out']; (tmp_path/NET).write_text(json.dumps(meta))
+    p = Predictor.load(tmp_path)
+    assert np.array_equal(p.predict(te.head(20))['score'], r.predictor.predict(te.head(20))['score'])
+    assert p.classes == ['<=50K', '>50K'] and r.params['effective_batch_size'] == 32    # 510 training rows: 510 // 8 = 63 -> 32
+
+def test_multiclass_encode_target_unknown_class():
+    df, s = _three_classes(60)
+    ft = FeatureTransform.fit(df, s)
+    assert ft.target == dict(task='multiclass', classes=['high', 'low-u', 'low-v'])
+    assert ft.encode_target(['low-v', 'high']).tolist() == [2, 0] and ft.encode_target(df.y).dtype == np.int64
+    with pytest.raises(Exception, match=r"not in the classes.*'medium'"): ft.encode_target(['high', 'medium'])
+
+def test_multiclass_split_keeps_every_class_in_training():
+    from mlkit.train import split_train_val
+    df = pd.DataFrame({'x': np.arange(64.0), 'y': ['a'] * 40 + ['b'] * 20 + ['c'] * 2 + ['d'] * 2})
+    s = Schema({'x': Column('numeric')}, 'y', task='multiclass', classes=['a', 'b', 'c', 'd'])
+    tr, va = split_train_val(df, s, 0.5, 0)
+    assert set(tr.y) == {'a', 'b', 'c', 'd'} and va.y.value_counts().to_dict() == {'a': 20, 'b': 10, 'c': 1, 'd': 1}
+
+def _dated(n=80, seed=0):
+    rng = np.random.default_rng(seed)
+    t = pd.Timestamp('2022-06-01') + pd.to_timedelta(rng.integers(0, 900, n), unit='D') + pd.to_timedelta(rng.integers(0, 1440, n), unit='min')
+    df = pd.DataFrame({'amount': rng.gamma(2, 10, n), 'd': t.strftime('%Y-%m-%dT%H:%M:%S'), 'k': rng.choice(list('pq'), n)})
+    df.loc[[2, 9], 'd'] = [None, '']
+    df['y'] = np.where(t.month > 6, 'late', 'early')
+    s = Schema({'amount': Column('numeric'), 'd': Column('datetime'), 'k': Column('categorical')}, 'y', task='binary',
+               classes=['early', 'late'], positive_class='late')
+    return df, s
+
+def test_date_column_transform_equals_records_transform(tmp_path):
+    df, s = _dated()
+    ft = FeatureTransform.fit(df, s)
+    assert ft.inputs == ['amount', 'd', 'k'] and [c for c in ft.numeric if c.startswith('d__')] == ['d__days', 'd__month', 'd__dow', 'd__hour']
+    recs = df.drop(columns='y').to_dict('records')
+    recs[0]['d'] = '2023-03-01 08:00:00-05:00'; recs[1]['d'] = pd.Timestamp('2024-01-02 03:04:05')
+    a, b = ft.transform(pd.DataFrame.from_records(recs)), ft.transform_records(recs)
+    assert np.array_equal(a['x_num'], b['x_num']) and np.array_equal(a['x_cat'], b['x_cat'])
+    ft2 = FeatureTransform.load(ft.save(tmp_path/'t.json'))
+    assert np.array_equal(ft2.transform_records(recs)['x_num'], a['x_num'])
+    with pytest.raises(Exception, match=r"column 'd' must be a date, got 'not a date'"): ft.transform_records([{**recs[3], 'd': 'not a date'}])
+    with pytest.raises(Exception, match=r"column 'd' must be a date"): ft.transform(df.assign(d='not a date'))
+
+def test_date_column_trains_and_serves_raw_strings():
+    df, s = _dated(240)
+    r = fit(df, s, TrainParams(max_epochs=2, hidden=(16,)), progress=False, logger=False)
+    recs = [{'amount': 12.5, 'd': '2023-11-05', 'k': 'p'}, {'amount': None, 'd': None, 'k': None}]
+    out = r.predictor.predict_records(recs)
+    assert set(out) == {'score', 'label'} and np.isfinite(out['score']).all()
+    assert np.allclose(out['score'], r.predictor.predict(pd.DataFrame(recs))['score'])
