@@ -4,11 +4,11 @@
 
 # %% ../nbs/02_features.ipynb #8d7d6c39
 from __future__ import annotations
-import datetime, json, math
+import json
 from pathlib import Path
 import numpy as np, pandas as pd
 from .config import DataError
-from .data import Schema
+from .data import Schema, class_label, date_dayfirst, parse_dates
 from fastcore.basics import patch
 
 # %% auto #0
@@ -39,10 +39,7 @@ def _fit_numeric(x: pd.Series, clip: float, n_bins: int) -> dict:
 # %% ../nbs/02_features.ipynb #ef2b4815
 MISSING, UNKNOWN = 0, 1
 
-def _as_category(v) -> str|None:
-    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA: return None
-    if isinstance(v, (float, np.floating)) and float(v).is_integer(): return str(int(v))
-    return str(v).strip()
+_as_category = class_label    # categories and class labels share one rule (mlkit.data)
 
 def _fit_categorical(x: pd.Series, min_count: int) -> dict:
     counts = x.map(_as_category).dropna().value_counts()
@@ -50,19 +47,19 @@ def _fit_categorical(x: pd.Series, min_count: int) -> dict:
     return dict(vocab=vocab)
 
 # %% ../nbs/02_features.ipynb #c51b357e
-_DATE_TYPES = (str, datetime.date, np.datetime64)    # pd.Timestamp is a datetime.date
+def _dayfirst(x: pd.Series) -> bool:
+    "Whether the date column `x` (training values) puts the day first: `data.date_dayfirst` on its distinct values."
+    if pd.api.types.is_datetime64_any_dtype(x): return False
+    return date_dayfirst(x.dropna().unique())
 
-def _parse_dates(x: pd.Series, col: str) -> pd.Series:
-    "`x` as naive UTC timestamps (ns; NaT where missing); a value that is not a date is a `DataError`."
-    if pd.api.types.is_datetime64_any_dtype(x):
-        if x.dt.tz is not None: x = x.dt.tz_convert('UTC').dt.tz_localize(None)
-        return x.astype('datetime64[ns]')
-    v = x.astype(object).map(lambda s: (s.strip() or None) if isinstance(s, str) else s)
-    typed = v.map(lambda s: isinstance(s, _DATE_TYPES)).astype(bool)
-    t = pd.to_datetime(v.where(typed, None), errors='coerce', utc=True, format='mixed').dt.tz_localize(None)
-    bad = v.notna().to_numpy() & t.isna().to_numpy()
-    if bad.any(): raise DataError(f"column {col!r} must be a date, got {v[bad].iloc[0]!r}")
-    return t.astype('datetime64[ns]')
+def _parse_dates(x: pd.Series, col: str, dayfirst: bool = False) -> pd.Series:
+    "`x` as naive UTC timestamps (ns; NaT where missing or empty) by `data.parse_dates`; a non-date is a `DataError`."
+    t = parse_dates(x, dayfirst=dayfirst).dt.tz_localize(None).astype('datetime64[ns]')
+    if t.isna().any():
+        v = x.map(lambda s: s.strip() if isinstance(s, str) else s)
+        bad = t.isna().to_numpy() & v.map(lambda s: class_label(s) not in (None, '')).to_numpy(dtype=bool)
+        if bad.any(): raise DataError(f"column {col!r} must be a date, got {v[bad].iloc[0]!r}")
+    return t
 
 # %% ../nbs/02_features.ipynb #51f5dcfd
 def _date_parts(t: pd.Series, parts: list) -> dict:
@@ -73,9 +70,9 @@ def _date_parts(t: pd.Series, parts: list) -> dict:
                dow=lambda: f(t.dt.dayofweek), hour=lambda: f(t.dt.hour))
     return {p: get[p]() for p in parts}
 
-def _fit_dates(x: pd.Series, col: str, clip: float, n_bins: int) -> dict:
+def _fit_dates(x: pd.Series, col: str, clip: float, n_bins: int, dayfirst: bool = False) -> dict:
     "Numeric statistics of each part of the date column `x`, keyed `f'{col}__{part}'` (the hour only if it varies)."
-    t = _parse_dates(x, col)
+    t = _parse_dates(x, col, dayfirst)
     parts = ['days', 'month', 'dow'] + (['hour'] if (t.dropna().dt.hour != 0).any() else [])
     vals = _date_parts(t, parts)
     return {f"{col}__{p}": _fit_numeric(pd.Series(vals[p]), clip, n_bins) for p in parts}
@@ -129,9 +126,10 @@ class FeatureTransform:
     "A fitted, JSON-serializable feature transform shared by training and serving."
     version = 1
     def __init__(self, schema: Schema, numeric: dict, categorical: dict, target: dict, clip=5.0, use_sensitive=False,
-                 dates: dict|None = None):
+                 dates: dict|None = None, dayfirst: dict|None = None):
         self.schema, self.numeric, self.categorical, self.target = schema, numeric, categorical, target
         self.clip, self.use_sensitive, self.dates = clip, use_sensitive, dict(dates or {})
+        self.dayfirst = {c: bool((dayfirst or {}).get(c, False)) for c in self.dates}   # per date column (fit time)
         self._index = {c: {v: i + 2 for i, v in enumerate(p['vocab'])} for c, p in categorical.items()}
         self._parts = {f"{c}__{p}": (c, p) for c, ps in self.dates.items() for p in ps}   # numeric entries from dates
         self._real = [c for c in numeric if c not in self._parts]                         # numeric input columns
@@ -144,13 +142,14 @@ class FeatureTransform:
         if missing: raise DataError(f"cannot fit the transform: column(s) missing: {', '.join(missing)}")
         num = {c: _fit_numeric(df[c], clip, n_bins) for c in schema.numeric() if c not in drop}
         cat = {c: _fit_categorical(df[c], min_count) for c in schema.categorical() if c not in drop}
-        dts = {c: _fit_dates(df[c], c, clip, n_bins) for c in _datetime_columns(schema) if c not in drop}
+        first = {c: _dayfirst(df[c]) for c in _datetime_columns(schema) if c not in drop}
+        dts = {c: _fit_dates(df[c], c, clip, n_bins, f) for c, f in first.items()}
         clash = [k for ps in dts.values() for k in ps if k in schema.columns]
         if clash: raise DataError(f"column name(s) {', '.join(clash)} clash with the date parts the transform makes")
         for ps in dts.values(): num.update(ps)
         if not num and not cat: raise DataError("no model inputs: every feature is sensitive or absent")
         dates = {c: [k.rsplit('__', 1)[1] for k in ps] for c, ps in dts.items()}
-        return cls(schema, num, cat, _fit_target(df, schema), clip, use_sensitive, dates)
+        return cls(schema, num, cat, _fit_target(df, schema), clip, use_sensitive, dates, first)
 
     @property
     def inputs(self) -> list:
@@ -168,7 +167,7 @@ class FeatureTransform:
         missing = [c for c in self.inputs if c not in df.columns]
         if missing: raise DataError(f"input is missing column(s): {', '.join(missing)}")
         n = len(df)
-        dates = {d: _date_parts(_parse_dates(df[d], d), ps) for d, ps in self.dates.items()}
+        dates = {d: _date_parts(_parse_dates(df[d], d, self.dayfirst[d]), ps) for d, ps in self.dates.items()}
         cols, inds = [], []
         for c, p in self.numeric.items():
             if c in self._parts: v = dates[self._parts[c][0]][self._parts[c][1]]
@@ -197,7 +196,7 @@ class FeatureTransform:
         if self.numeric:
             v = _records_numeric(records, self._real)
             if self.dates:   # date parts: parsed by the same code as `transform`, placed in the numeric columns' order
-                dates = {d: _date_parts(_parse_dates(pd.Series([r.get(d) for r in records], dtype=object), d), ps)
+                dates = {d: _date_parts(_parse_dates(pd.Series([r.get(d) for r in records], dtype=object), d, self.dayfirst[d]), ps)
                          for d, ps in self.dates.items()}
                 at = {c: j for j, c in enumerate(self._real)}
                 v = np.stack([v[:, at[c]] if c in at else dates[self._parts[c][0]][self._parts[c][1]]
@@ -229,12 +228,13 @@ class FeatureTransform:
     # serialization: plain JSON (`inputs` is written for readers of the file; loading recomputes it)
     def to_dict(self) -> dict:
         return dict(version=self.version, schema=self.schema.to_dict(), numeric=self.numeric, categorical=self.categorical,
-                    target=self.target, clip=self.clip, use_sensitive=self.use_sensitive, dates=self.dates, inputs=self.inputs)
+                    target=self.target, clip=self.clip, use_sensitive=self.use_sensitive, dates=self.dates,
+                    date_dayfirst=self.dayfirst, inputs=self.inputs)
     @classmethod
     def from_dict(cls, d: dict):
         if d.get('version') != cls.version: raise DataError(f"unsupported transform version {d.get('version')!r}")
         return cls(Schema.from_dict(d['schema']), d['numeric'], d['categorical'], d['target'], d['clip'], d['use_sensitive'],
-                   d.get('dates', {}))
+                   d.get('dates', {}), d.get('date_dayfirst', {}))
     def save(self, path) -> Path:
         Path(path).write_text(json.dumps(self.to_dict(), allow_nan=False))
         return Path(path)

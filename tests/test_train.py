@@ -207,3 +207,28 @@ def test_date_column_trains_and_serves_raw_strings():
     out = r.predictor.predict_records(recs)
     assert set(out) == {'score', 'label'} and np.isfinite(out['score']).all()
     assert np.allclose(out['score'], r.predictor.predict(pd.DataFrame(recs))['score'])
+
+def test_day_first_dates_parse_alike_in_discovery_transform_and_serving(tmp_path):
+    rng = np.random.default_rng(2)
+    when = pd.date_range('2023-01-31', periods=90, freq='D') + pd.to_timedelta(rng.integers(0, 24, 90), unit='h')
+    df = pd.DataFrame({'amount': rng.gamma(2, 10, 90), 'd': when.strftime('%d/%m/%Y %H:%M'), 'k': rng.choice(list('pq'), 90),
+                       'y': rng.choice(['no', 'yes'], 90)})
+    assert df.d[1].startswith('01/02/2023')                         # ambiguous on its own
+    s = infer_schema(df, 'y')
+    assert s.columns['d'].kind == 'datetime' and s.columns['d'].min.startswith('2023-01-31') and s.columns['d'].max.startswith('2023-04-30')
+    ft = FeatureTransform.fit(df, s, min_count=1)
+    assert ft.dayfirst == {'d': True}
+    full, recs = ft.transform(df), df.drop(columns='y').to_dict('records')
+    month = full['x_num'][:, list(ft.numeric).index('d__month')] * ft.numeric['d__month']['scale'] + ft.numeric['d__month']['median']
+    assert np.allclose(month, when.month)                           # day-first: 01/02/2023 is in February
+    for j in (0, 1, 2, 45):                                         # one served row gives the frame's arrays
+        one = ft.transform_records([recs[j]])
+        assert np.array_equal(one['x_num'], full['x_num'][j:j + 1]) and np.array_equal(one['x_cat'], full['x_cat'][j:j + 1])
+    ft2 = FeatureTransform.load(ft.save(tmp_path/'t.json'))
+    assert json.loads((tmp_path/'t.json').read_text())['date_dayfirst'] == {'d': True}
+    assert np.array_equal(ft2.transform_records([recs[1]])['x_num'], full['x_num'][1:2])
+    old = json.loads((tmp_path/'t.json').read_text()); del old['date_dayfirst']
+    fold = FeatureTransform.from_dict(old)                          # a transform saved before the key existed
+    assert fold.dayfirst == {'d': False} and np.array_equal(fold.transform(df.iloc[[0, 45]])['x_num'], full['x_num'][[0, 45]])
+    assert not np.array_equal(fold.transform_records([recs[1]])['x_num'], full['x_num'][1:2])   # month-first: 2 January
+    with pytest.raises(Exception, match=r"column 'd' must be a date, got '12345'"): ft.transform_records([{**recs[3], 'd': ' 12345 '}])
