@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.mlkit-installed
 export MLKIT_TEST_HOME := $(CURDIR)/.mlkit/test
 
-.PHONY: install run test check-generated nbtest pytest export clean bench
+.PHONY: install run test check-generated nbtest pytest export clean bench corpus
 
 $(STAMP): setup.py settings.ini constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ export: install
 
 clean:
 	rm -rf $(VENV) .mlkit build *.egg-info
+
+# the full `mlkit run` on every table of tests/corpus.py (also part of `make bench`): reports/corpus/<stamp>/results.{json,md},
+# copied to bench/results/corpus.{json,md}; e.g. make corpus CORPUS_ARGS='--max-rows 5000 --epochs 2'
+corpus: install
+	$(BIN)/python bench/corpus.py $(CORPUS_ARGS)
 
 # benchmarks (not part of `make test`): reports/bench/<name>.json + README.md, copied to bench/results/; about 12 minutes
 bench: install

@@ -14,11 +14,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
-ORDER = ['startup', 'run_overhead', 'training', 'serving', 'monitor']
+ORDER = ['startup', 'run_overhead', 'training', 'serving', 'monitor', 'corpus']
+SCRIPT = dict(corpus='corpus.py')          # `make corpus`: the full `mlkit run` on every table of tests/corpus.py
+TIMEOUT = dict(corpus=5400)
 QUICK = dict(startup=['--help-runs', '5', '--serve-runs', '1'], run_overhead=['--repeats', '1'],
              training=['--epochs', '2', '--repeats', '1', '--skip-fit'],
              serving=['--duration', '3', '--warmup', '1', '--profile-seconds', '3', '--profiles', 'c64'],
-             monitor=['--sizes', '10000', '100000', '--repeats', '1'])
+             monitor=['--sizes', '10000', '100000', '--repeats', '1'],
+             corpus=['--max-rows', '5000', '--epochs', '2', '--simulate-rows', '100'])
 
 def ensure_wrk():
     if shutil.which('wrk'): return True
@@ -49,10 +52,10 @@ def main():
     failed, took = [], {}
     t_all = time.perf_counter()
     for n in names:
-        argv = [sys.executable, str(common.BENCH/f'bench_{n}.py')] + (QUICK[n] if a.quick else [])
+        argv = [sys.executable, str(common.BENCH/SCRIPT.get(n, f'bench_{n}.py'))] + (QUICK[n] if a.quick else [])
         print(f"\n=== {n}: {' '.join(argv[1:])}", flush=True)
         t0 = time.perf_counter()
-        try: rc = subprocess.run(argv, cwd=common.ROOT, timeout=1500).returncode
+        try: rc = subprocess.run(argv, cwd=common.ROOT, timeout=TIMEOUT.get(n, 1500)).returncode
         except subprocess.TimeoutExpired: rc = 'timeout'
         took[n] = round(time.perf_counter() - t0, 1)
         print(f"=== {n}: {'ok' if rc == 0 else f'FAILED ({rc})'} in {took[n]:.0f}s", flush=True)

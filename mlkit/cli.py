@@ -7,21 +7,24 @@ from __future__ import annotations
 import argparse, json, sys
 from pathlib import Path
 from . import __version__
-from .config import MlkitError, UsageError
+from .config import MlkitError, UsageError, DataError
 
 # %% auto #0
 __all__ = ['make_parser', 'main']
 
 # %% ../nbs/10_cli.ipynb #094c7f53
 def _cmd_validate(a):
-    from mlkit.data import validate_file
-    rep = validate_file(a.data, a.target, a.schema, a.sensitive or (), encoding=a.encoding)
+    from mlkit.data import validate_file, read_table, discover
+    if a.schema: rep = validate_file(a.data, a.target, a.schema, a.sensitive or (), encoding=a.encoding)
+    else: _, rep = discover(read_table(a.data, encoding=a.encoding), a.target, a.sensitive or (), path=a.data, **_options(a))
     print(json.dumps(rep.to_dict(), indent=1) if a.json else rep)
     return 0 if rep.ok else 3
 
 def _cmd_schema(a):
-    from mlkit.data import load_dataset
-    _, sch = load_dataset(a.data, a.target, a.sensitive or (), positive_class=a.positive_class, encoding=a.encoding)
+    from mlkit.data import read_table, discover
+    sch, rep = discover(read_table(a.data, encoding=a.encoding), a.target, a.sensitive or (), positive_class=a.positive_class,
+                        path=a.data, **_options(a))
+    if not rep.ok: raise DataError(f"cannot make a schema of {a.data}: " + '; '.join(f"{p.rule} {p.column or ''}: {p.message}" for p in rep.errors))
     if a.out: print(f"schema written to {sch.save(a.out)}", file=sys.stderr)
     else: print(json.dumps(sch.to_dict(), indent=1, default=str))
     return 0
@@ -29,14 +32,21 @@ def _cmd_schema(a):
 def _params(a) -> dict:
     return {k: v for k, v in (a.param or [])}
 
+def _options(a) -> dict:
+    "The data options of a command: task override, dropped and ID columns, strict validation."
+    o = dict(task=getattr(a, 'task', None), drop=list(getattr(a, 'drop', None) or []),
+             id_columns=list(getattr(a, 'id', None) or []), strict=bool(getattr(a, 'strict', False)))
+    return {k: v for k, v in o.items() if v}
+
 def _cmd_run(a):
     from mlkit.loop import main_job
-    s = main_job(a.data, a.target, a.sensitive, a.test_data, _params(a), simulate_rows=a.simulate_rows, build_bento=not a.no_build)
+    s = main_job(a.data, a.target, a.sensitive, a.test_data, _params(a), simulate_rows=a.simulate_rows, build_bento=not a.no_build,
+                 options=_options(a))
     return 0
 
 def _cmd_retrain(a):
     from mlkit.loop import retrain
-    s = retrain(a.data, a.target, a.sensitive, a.if_drift, _params(a))
+    s = retrain(a.data, a.target, a.sensitive, a.if_drift, _params(a), options=_options(a))
     print(f"retrain {s['run_id']}: {s['status']}" + (f" — {s.get('reason')}" if s.get('reason') else ''))
     for g in s.get('gates', []): print(f"  gate {g['gate']:28} {'pass' if g['passed'] else 'FAIL'}  {g['message']}")
     if s.get('candidate'): print(f"candidate model {s['candidate']}" + (' (alias candidate)' if s['status'] == 'candidate' else ' (rejected)'))
@@ -72,14 +82,14 @@ def _cmd_lineage(a):
 
 def _cmd_train(a):
     from mlkit.runs import train_run, format_metrics
-    s = train_run(a.data, a.target, a.sensitive, a.test_data, _params(a))
+    s = train_run(a.data, a.target, a.sensitive, a.test_data, _params(a), options=_options(a))
     print(format_metrics(s['metrics']))
     print(f"run {s['run_id']}: {s['run_dir']}")
     return 0
 
 def _cmd_evaluate(a):
     from mlkit.runs import evaluate_run, format_metrics
-    s = evaluate_run(a.model, a.data, a.target, a.sensitive, a.test_data)
+    s = evaluate_run(a.model, a.data, a.target, a.sensitive, a.test_data, options=_options(a))
     print(format_metrics(s['metrics']))
     print(f"run {s['run_id']}: {s['run_dir']}")
     return 0
@@ -161,8 +171,9 @@ def _cmd_monitor(a):
     else:
         drifted = [c for c, f in r['features'].items() if f['drifted']]
         print(f"model {r['model']}: {r['rows']:,} rows, drift share {r['drift_share']:.0%} ({', '.join(drifted) or 'no feature drifted'}), "
-              f"prediction drift {r['prediction_drift']['score']:.3f}")
-        if r['quality']: print(f"accuracy {r['quality'].get('accuracy', float('nan')):.4f} on {r['quality']['labelled_rows']:,} labelled rows")
+              f"prediction drift ({r['prediction_drift'].get('column', 'score')}) {r['prediction_drift']['score']:.3f}")
+        from mlkit.monitoring import quality_line
+        if r['quality']: print(quality_line(r))
         for attr, f in (r['fairness'] or {}).items():
             print(f"fairness {attr}: DP diff {f['demographic_parity_difference']:.3f}" + (f", EO diff {f['equalized_odds_difference']:.3f}" if f.get('equalized_odds_difference') is not None else ''))
         for b in r['breaches']: print(f"BREACH {b['name']}: {b['message']}")
@@ -197,12 +208,20 @@ def _data_args(p, required=True):
     p.add_argument('--target', required=required, metavar='COL', help='the column to predict')
     p.add_argument('--sensitive', nargs='+', metavar='COL', help='sensitive attributes measured for fairness')
     p.add_argument('--encoding', default='utf-8', help='text encoding of a CSV file (default utf-8)')
+    _option_args(p)
+
+def _option_args(p):
+    p.add_argument('--task', choices=('binary', 'multiclass', 'regression'), help='override the inferred task')
+    p.add_argument('--drop', nargs='+', metavar='COL', help='columns that are not model inputs')
+    p.add_argument('--id', nargs='+', metavar='COL', help='ID columns: kept in predictions and the log, never model inputs')
+    p.add_argument('--strict', action='store_true', help='data warnings (missing values, duplicates, dropped columns) are errors')
 
 def _run_args(p, params=True):
     p.add_argument('--data', metavar='PATH', help='your CSV/Parquet file (default: the bundled Adult data)')
     p.add_argument('--target', metavar='COL', help='the column to predict (required with --data)')
     p.add_argument('--sensitive', nargs='+', metavar='COL', help='sensitive attributes measured for fairness')
     p.add_argument('--test-data', metavar='PATH', help='a separate test file (default: a held-out split of --data)')
+    _option_args(p)
     if params: p.add_argument('-p', '--param', nargs=2, action='append', metavar=('NAME', 'VALUE'),
                               help='a training parameter, e.g. -p max_epochs 10 (repeatable)')
 

@@ -4,51 +4,124 @@
 
 # %% ../nbs/09b_loop.ipynb #ddb440bf
 from __future__ import annotations
-import contextlib, fcntl, json, os, signal, socket, subprocess, sys, time
+import contextlib, fcntl, json, math, os, signal, socket, subprocess, sys, time
 from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np, pandas as pd
 from .config import DataError, MlkitError, UsageError, Settings, load_settings, mlkit_home, new_run_id, reports_dir
-from .runs import Stage, write_json, run_folder, train_run, data_stage, format_data_summary, format_metrics, evaluate_predictor, error_text, save_summary
+from .runs import Stage, write_json, run_folder, train_run, data_stage, format_data_summary, format_metrics, evaluate_predictor, error_text, save_summary, load_run_data
 
 # %% auto #0
-__all__ = ['probe_check', 'gates', 'Busy', 'run_lock', 'model_metrics', 'retrain', 'canary_report', 'canary_check',
-           'canary_promote', 'lineage', 'format_lineage', 'request_lineage', 'simulated_batch', 'score_through_service',
-           'main_job', 'format_summary']
+__all__ = ['SUMMARY_KEYS', 'probe_check', 'metrics_task', 'skill', 'sampling_noise', 'baseline_gates', 'production_gates',
+           'gates', 'Busy', 'run_lock', 'model_metrics', 'retrain', 'canary_report', 'canary_check', 'canary_promote',
+           'lineage', 'format_lineage', 'request_lineage', 'simulated_batch', 'score_through_service', 'main_job',
+           'format_summary']
 
 # %% ../nbs/09b_loop.ipynb #3da3b525
 def probe_check(pred, probe: pd.DataFrame) -> dict:
     "The model's own tests on a fixed probe set."
     out = pred.predict(probe)
-    v = np.asarray(out['score'] if pred.task == 'binary' else out['value'], dtype=float)
+    v = np.asarray(out['value'] if pred.task == 'regression' else out['score'], dtype=float)
     checks = dict(finite=bool(np.isfinite(v).all()), not_constant=bool(v.std() > 1e-4))
+    if pred.task != 'regression': checks['in_unit_interval'] = bool(((v >= 0) & (v <= 1)).all())
     if pred.task == 'binary':
-        checks['in_unit_interval'] = bool(((v >= 0) & (v <= 1)).all())
         rate = float((v >= pred.threshold).mean())
         checks['positive_rate_sane'] = bool(0.001 < rate < 0.999)
+    if pred.task == 'multiclass': checks['several_classes_predicted'] = bool(len(set(out['label'])) > 1)
     return dict(passed=all(checks.values()), checks=checks, rows=len(v))
 
+# %% ../nbs/09b_loop.ipynb #b3d3ce11
+def _gate(name, passed, value, threshold, msg) -> dict:
+    return dict(gate=name, passed=bool(passed), value=value, threshold=threshold, message=msg)
+
+def metrics_task(m: dict) -> str:
+    "The task of a metrics dict (recorded by `evaluate_predictor`; inferred from its keys for older ones)."
+    return m.get('task') or ('regression' if 'rmse' in m else 'multiclass' if m.get('classes') else 'binary')
+
+# %% ../nbs/09b_loop.ipynb #36fdb7a2
+def skill(m: dict, trivial: dict, task: str) -> float|None:
+    "Share of the trivial baseline's loss that `m` removes: log loss (classification) or squared error (regression)."
+    if task == 'regression': lm, lt, sq = m.get('rmse'), trivial.get('rmse'), 2
+    else: lm, lt, sq = m.get('log_loss'), trivial.get('log_loss'), 1
+    if lm is None or not lt: return None
+    return float(1 - (lm / lt) ** sq)
+
+# %% ../nbs/09b_loop.ipynb #0820cb46
+def sampling_noise(key: str, value: float, m: dict) -> float:
+    "1.96 standard errors of metric `key` at `value` on the test rows counted in `m` (0 when unknown)."
+    n = m.get('n') or m.get('rows')
+    if not n or value is None: return 0.0
+    if key == 'accuracy': return 1.96 * math.sqrt(max(value * (1 - value), 0.0) / n)
+    if key == 'roc_auc' and m.get('positive_rate') is not None:
+        n1 = max(round(n * m['positive_rate']), 1); n0 = max(n - n1, 1)
+        q1, q2 = value / (2 - value), 2 * value ** 2 / (1 + value)
+        var = (value * (1 - value) + (n1 - 1) * (q1 - value ** 2) + (n0 - 1) * (q2 - value ** 2)) / (n1 * n0)
+        return 1.96 * math.sqrt(max(var, 0.0))
+    if key == 'ece':     # a perfectly calibrated model's expected ECE over 15 bins is at most sqrt(2/pi) * 0.5 * sqrt(15 / n)
+        return math.sqrt(2 / math.pi) * 0.5 * math.sqrt(15 / n)
+    return 0.0
+
+# %% ../nbs/09b_loop.ipynb #a8fedb03
+def baseline_gates(cand: dict, s: Settings) -> list:
+    "`vs_trivial` and `vs_baseline:<best>` gates from the baselines in the candidate's metrics."
+    from mlkit.metrics import primary_metric
+    task, out = metrics_task(cand), []
+    base = {k: v for k, v in (cand.get('baselines') or {}).items() if not v.get('error')}
+    triv = base.pop('trivial', None)
+    sk = skill(cand, triv, task) if triv else None
+    if sk is not None:
+        loss = 'squared error' if task == 'regression' else 'log loss'
+        out.append(_gate('vs_trivial', sk >= s.gate_min_skill, round(sk, 6), s.gate_min_skill,
+                         f"removes {sk:.1%} of the trivial baseline's {loss} (needs {s.gate_min_skill:.0%})"))
+    key, higher = primary_metric(task)
+    vals = {k: v[key] for k, v in base.items() if v.get(key) is not None}
+    if vals and cand.get(key) is not None: out.append(_vs_best(cand, key, higher, vals, s))
+    return out
+
+# %% ../nbs/09b_loop.ipynb #b8296bb4
+def _vs_best(cand, key, higher, vals, s) -> dict:
+    best = (max if higher else min)(vals, key=vals.get)
+    bv, mv = vals[best], cand[key]
+    if higher:
+        tol = max(s.gate_baseline_tolerance, math.hypot(sampling_noise(key, bv, cand), sampling_noise(key, mv, cand)))
+        ok, value, thr, gap = mv >= bv - tol, round(mv - bv, 6), -round(tol, 6), bv - mv
+    else:
+        tol = s.gate_baseline_tolerance
+        ok, value, thr, gap = mv <= bv * (1 + tol), round(mv / bv, 6) if bv else None, 1 + tol, mv - bv
+    allowed = f"{tol:.4f}" if higher else f"{tol:.0%}"
+    msg = (f"{key} {mv:.4f} vs best baseline {best} {bv:.4f} (may trail by {allowed})" if ok else
+           f"{best} wins: {key} {bv:.4f} against the model's {mv:.4f}, by {abs(gap):.4f} (more than the allowed {allowed})")
+    return _gate(f'vs_baseline:{best}', ok, value, thr, msg)
+
+# %% ../nbs/09b_loop.ipynb #534f68a4
+def production_gates(cand: dict, prod: dict, s: Settings) -> list:
+    "Candidate not worse than production on the same held-out rows (accuracy and AUC, or RMSE)."
+    out = []
+    for k, tol in (('accuracy', s.gate_accuracy_tolerance), ('roc_auc', s.gate_auc_tolerance)):
+        if cand.get(k) is not None and prod.get(k) is not None:
+            out.append(_gate(f'vs_production:{k}', cand[k] >= prod[k] - tol, round(cand[k] - prod[k], 6), -tol,
+                             f"{k} {cand[k]:.4f} vs production {prod[k]:.4f} (may be at most {tol} lower)"))
+    if cand.get('rmse') is not None and prod.get('rmse'):
+        out.append(_gate('vs_production:rmse', cand['rmse'] <= prod['rmse'] * (1 + s.gate_accuracy_tolerance * 10), round(cand['rmse'], 6),
+                         prod['rmse'], f"rmse {cand['rmse']:.4f} vs production {prod['rmse']:.4f}"))
+    return out
+
+# %% ../nbs/09b_loop.ipynb #46d1690f
 def gates(cand: dict, prod: dict|None, s: Settings, validation_ok: bool = True, probe: dict|None = None) -> list:
     "Every promotion gate: `{gate, passed, value, threshold, message}`."
-    out = []
-    def g(name, passed, value, threshold, msg): out.append(dict(gate=name, passed=bool(passed), value=value, threshold=threshold, message=msg))
-    g('data_validation', validation_ok, validation_ok, True, 'training data passed validation' if validation_ok else 'training data failed validation')
-    if probe is not None: g('probe', probe['passed'], probe['checks'], True, f"probe checks: {probe['checks']}")
-    if 'accuracy' in cand:
-        g('min_accuracy', cand['accuracy'] >= s.min_accuracy, round(cand['accuracy'], 6), s.min_accuracy, f"accuracy {cand['accuracy']:.4f} (min {s.min_accuracy})")
-        if cand.get('ece') is not None: g('calibration', cand['ece'] <= s.max_ece, round(cand['ece'], 6), s.max_ece, f"ECE {cand['ece']:.4f} (max {s.max_ece})")
-        for attr, f in (cand.get('fairness') or {}).items():
-            gap = max(x for x in (f.get('demographic_parity_difference'), f.get('equalized_odds_difference')) if x is not None)
-            g(f'fairness:{attr}', gap <= s.max_fairness_gap, round(gap, 6), s.max_fairness_gap, f"{attr} largest gap {gap:.4f} (max {s.max_fairness_gap})")
-        if prod:
-            for k, tol in (('accuracy', s.gate_accuracy_tolerance), ('roc_auc', s.gate_auc_tolerance)):
-                if cand.get(k) is not None and prod.get(k) is not None:
-                    g(f'vs_production:{k}', cand[k] >= prod[k] - tol, round(cand[k] - prod[k], 6), -tol,
-                      f"{k} {cand[k]:.4f} vs production {prod[k]:.4f} (may be at most {tol} lower)")
-    elif 'rmse' in cand and prod and prod.get('rmse'):
-        g('vs_production:rmse', cand['rmse'] <= prod['rmse'] * (1 + s.gate_accuracy_tolerance * 10), round(cand['rmse'], 6), prod['rmse'],
-          f"rmse {cand['rmse']:.4f} vs production {prod['rmse']:.4f}")
-    return out
+    out = [_gate('data_validation', validation_ok, validation_ok, True, 'training data passed validation' if validation_ok else 'training data failed validation')]
+    if probe is not None: out.append(_gate('probe', probe['passed'], probe['checks'], True, f"probe checks: {probe['checks']}"))
+    out += baseline_gates(cand, s)
+    if s.min_accuracy is not None and cand.get('accuracy') is not None:
+        out.append(_gate('min_accuracy', cand['accuracy'] >= s.min_accuracy, round(cand['accuracy'], 6), s.min_accuracy, f"accuracy {cand['accuracy']:.4f} (min {s.min_accuracy})"))
+    if cand.get('ece') is not None:
+        allow = sampling_noise('ece', cand['ece'], cand)
+        out.append(_gate('calibration', cand['ece'] <= s.max_ece + allow, round(cand['ece'], 6), round(s.max_ece + allow, 6),
+                         f"ECE {cand['ece']:.4f} (max {s.max_ece} + {allow:.4f} sampling allowance on {cand.get('n') or cand.get('rows')} rows)"))
+    for attr, f in (cand.get('fairness') or {}).items():
+        gaps = [x for x in (f.get('demographic_parity_difference'), f.get('equalized_odds_difference')) if x is not None]
+        if gaps: out.append(_gate(f'fairness:{attr}', max(gaps) <= s.max_fairness_gap, round(max(gaps), 6), s.max_fairness_gap, f"{attr} largest gap {max(gaps):.4f} (max {s.max_fairness_gap})"))
+    return out + (production_gates(cand, prod, s) if prod else [])
 
 # %% ../nbs/09b_loop.ipynb #ccd6ab30
 class Busy(MlkitError):
@@ -81,13 +154,10 @@ def model_metrics(tag: str, heldout: pd.DataFrame):
     return evaluate_predictor(pred, heldout, schema)[0]
 
 # %% ../nbs/09b_loop.ipynb #98e27a54
-def _training_data_of(card: dict):
-    from mlkit.data import load_for_run
-    data = None if card.get('data') in (None, 'bundled:adult') else card['data']
-    seed = (card.get('params') or {}).get('seed', 0)
-    return load_for_run(data, card.get('target'), card.get('sensitive'), seed=seed)
+SUMMARY_KEYS = ('accuracy', 'roc_auc', 'log_loss', 'ece', 'rmse', 'r2')
 
-def retrain(data=None, target=None, sensitive=None, if_drift=False, params=None, alias='production', out=None, settings=None) -> dict:
+def retrain(data=None, target=None, sensitive=None, if_drift=False, params=None, alias='production', out=None, settings=None,
+            options: dict|None = None) -> dict:
     "Gated retraining; returns the summary (`status`: skipped, candidate, rejected or failed)."
     from mlkit.registry import alias_target, card as model_card, promote
     from mlkit.data import read_table, apply_schema, validate, Schema, data_hash
@@ -113,7 +183,7 @@ def retrain(data=None, target=None, sensitive=None, if_drift=False, params=None,
                     return summary
             card = model_card(prod) if prod else {}
             if prod:
-                ref_train, heldout, schema = _training_data_of(card)
+                ref_train, heldout, schema = load_run_data(card)
                 if card.get('target') is None: raise MlkitError(f"model {prod} has no training lineage in its card")
                 target = target or schema.target
                 sensitive = sensitive if sensitive is not None else schema.sensitive
@@ -143,8 +213,11 @@ def retrain(data=None, target=None, sensitive=None, if_drift=False, params=None,
                 summary['gates'] = gates({}, None, s, validation_ok=False)
                 summary.update(status='rejected', reason='new data failed validation')
                 return summary
+            opts = {k: v for k, v in (card.get('data_options') or {}).items() if k in ('task', 'id_columns')}
+            if prod and schema.dropped: opts['drop'] = [c for c in schema.dropped if c in combined.columns]
+            opts.update(options or {})
             tr = train_run(rdir/'train_data.parquet', target, sensitive, rdir/'heldout.parquet', params, run_id=run_id, out=out,
-                           name=(prod or '').split(':')[0] or None)
+                           name=(prod or '').split(':')[0] or None, options=opts)
             cand = tr['model_tag']; summary['candidate'] = cand
             with Stage('gates', durations, out=out):
                 from mlkit.registry import load_predictor, model_path
@@ -154,8 +227,9 @@ def retrain(data=None, target=None, sensitive=None, if_drift=False, params=None,
                 _, cpred = load_predictor(cand)
                 probe = probe_check(cpred, pd.read_parquet(model_path(cand)/REFERENCE).head(200))
                 summary['gates'] = gates(cm, pm, s, validation_ok, probe)
-                summary['metrics'] = dict(candidate={k: cm.get(k) for k in ('accuracy', 'roc_auc', 'ece', 'rmse')},
-                                          production=None if pm is None else {k: pm.get(k) for k in ('accuracy', 'roc_auc', 'ece', 'rmse')})
+                summary['metrics'] = dict(candidate={k: cm.get(k) for k in SUMMARY_KEYS},
+                                          production=None if pm is None else {k: pm.get(k) for k in SUMMARY_KEYS},
+                                          baselines=cm.get('baselines'))
             failed = [g for g in summary['gates'] if not g['passed']]
             if failed:
                 summary.update(status='rejected', reason='; '.join(g['message'] for g in failed))
@@ -182,6 +256,26 @@ def _wasserstein_normed(a, b) -> float|None:
     sd = float(np.std(b)) or 1e-9
     return float(wasserstein_distance(a, b) / sd)
 
+def _labelled_quality(tag: str, lab: pd.DataFrame, target: str) -> dict:
+    "Quality and fairness gaps of the answers model `tag` logged for the labelled rows `lab` (any task)."
+    from mlkit.registry import load_predictor, card as model_card
+    from mlkit.metrics import evaluate_predictions
+    _, pr = load_predictor(tag)
+    if pr.task == 'regression':
+        m = evaluate_predictions(pd.to_numeric(lab[target]).to_numpy('float64'), lab['value'].to_numpy('float64'), None, 'regression')
+        return dict(rmse=m['rmse'], mae=m['mae'])
+    sens = {c: lab[c].to_numpy() for c in (model_card(tag).get('sensitive') or []) if c in lab.columns}
+    y = pr.transform.encode_target(lab[target])
+    if pr.task == 'binary':
+        m = evaluate_predictions(y.astype('int64'), lab['score'].to_numpy(), sens or None, 'binary', pr.threshold)
+    else:
+        from mlkit.predlog import log_proba
+        proba = log_proba(lab, pr.classes)                        # the probabilities the model answered with
+        if np.isnan(proba).any(): proba = pr.predict(lab)['proba']  # rows logged without them are scored again
+        m = evaluate_predictions(np.asarray(pr.classes, dtype=object)[y], proba, sens or None, 'multiclass', classes=pr.classes)
+    return dict(accuracy=m['accuracy'], roc_auc=m['roc_auc'],
+                fairness={a: dict(demographic_parity_difference=f['demographic_parity_difference'], equalized_odds_difference=f['equalized_odds_difference']) for a, f in (m.get('fairness') or {}).items()})
+
 def canary_report(labels=None, settings=None) -> dict:
     "Candidate vs production on the prediction log since the candidate was set."
     from mlkit.registry import alias_target, history, card as model_card
@@ -205,15 +299,8 @@ def canary_report(labels=None, settings=None) -> dict:
                  latency_p50_ms=float(lat.quantile(0.5)) if len(lat) else None, latency_p95_ms=float(lat.quantile(0.95)) if len(lat) else None,
                  score_mean=float(ok['score'].mean()) if 'score' in ok.columns and len(ok) else None)
         if target and target in ok.columns and ok[target].notna().any():
-            from mlkit.registry import load_predictor
-            from mlkit.metrics import evaluate_predictions
             lab = ok[ok[target].notna()]
-            _, pr = load_predictor(tag)
-            y = pr.transform.encode_target(lab[target]).astype('int64')
-            sens = {c: lab[c].to_numpy() for c in (model_card(tag).get('sensitive') or []) if c in lab.columns}
-            m = evaluate_predictions(y, lab['score'].to_numpy(), sens or None, 'binary', pr.threshold)
-            d.update(accuracy=m['accuracy'], roc_auc=m['roc_auc'], labelled_rows=len(lab),
-                     fairness={a: dict(demographic_parity_difference=f['demographic_parity_difference'], equalized_odds_difference=f['equalized_odds_difference']) for a, f in (m.get('fairness') or {}).items()})
+            d.update(_labelled_quality(tag, lab, target), labelled_rows=len(lab))
         per[role] = dict(d, _scores=ok['score'].to_numpy() if 'score' in ok.columns else np.array([]))
     drift = _wasserstein_normed(per['candidate'].pop('_scores'), per['production'].pop('_scores'))
     rep = dict(candidate_tag=cand, production_tag=prod, since=since, score_drift=drift, **per)
@@ -333,8 +420,10 @@ def score_through_service(tag: str, rows: pd.DataFrame, target: str, workdir: Pa
         recs = json.loads(rows.drop(columns=[target], errors='ignore').to_json(orient='records'))
         ids = [f'sim-{i:06d}' for i in range(len(recs))]
         client = httpx.Client(timeout=30)
+        refused = []
         def send(i):
             r = client.post(url + '/predict', json={'rows': [recs[i]]}, headers={'X-Request-ID': ids[i]})
+            if r.status_code != 200 and not refused: refused.append(f"{r.status_code} {r.text[:300]}")
             return r.status_code
         t1 = time.perf_counter()
         with cf.ThreadPoolExecutor(threads) as ex: codes = list(ex.map(send, range(len(recs))))
@@ -348,16 +437,16 @@ def score_through_service(tag: str, rows: pd.DataFrame, target: str, workdir: Pa
     labels = workdir/'labels.csv'
     if target in rows.columns: pd.DataFrame({'request_id': ids, target: rows[target].to_numpy()}).to_csv(labels, index=False)
     bad = sum(c != 200 for c in codes)
+    if bad == len(codes): raise MlkitError(f"the service refused every simulated request, e.g. {refused[0]} (see {workdir/'service.log'})")
     print(f"    sent {len(codes):,} requests in {took:.1f}s ({len(codes) / took:,.0f} req/s), {bad} non-200; service ready in {ready:.1f}s", file=out)
     return dict(url=url, requests=len(codes), non_200=bad, seconds=round(took, 3), ready_seconds=round(ready, 3),
                 labels=str(labels) if target in rows.columns else None, started=None)
 
 def main_job(data=None, target=None, sensitive=None, test_data=None, params=None, out=None, simulate_rows: int = 2000,
-             build_bento=True, settings=None) -> dict:
+             build_bento=True, settings=None, options: dict|None = None) -> dict:
     "The whole loop once. Returns the summary written to `reports/runs/<run_id>/summary.json`."
     from mlkit.registry import alias_target, promote, load_predictor, model_path
     from mlkit.monitoring import REFERENCE
-    from mlkit.data import load_for_run
     out = out or sys.stdout
     s = settings or load_settings()
     run_id = new_run_id('run'); rdir = run_folder(run_id); rdir.mkdir(parents=True, exist_ok=True)
@@ -366,18 +455,18 @@ def main_job(data=None, target=None, sensitive=None, test_data=None, params=None
     N = 7
     try:
         with Stage('validate data', durations, 1, N, out):
-            summary['data'] = data_stage(data, target, sensitive, None, test_data)
+            summary['data'] = data_stage(data, target, sensitive, None, test_data, options=options)
         print(format_data_summary(summary['data']), file=out)
         with Stage('train, evaluate (papermill), register', durations, 2, N, out):
-            tr = train_run(data, target, sensitive, test_data, params, run_id=run_id, out=out)
+            tr = train_run(data, target, sensitive, test_data, params, run_id=run_id, out=out, options=options)
         tag = tr['model_tag']
         summary.update(model_tag=tag, metrics=tr['metrics'], notebooks=tr['notebooks'], data_hash=tr['data_hash'],
-                       git_commit=tr['git_commit'], params=tr['params'])
+                       git_commit=tr['git_commit'], params=tr['params'], baselines=(tr['metrics'] or {}).get('baselines'))
         summary['reports'].update(run=str(rdir), metrics=str(rdir/'metrics.json'))
         print(format_metrics(tr['metrics']), file=out)
         with Stage('gates and promotion', durations, 3, N, out):
             prod = alias_target('production')
-            train_df, test_df, schema = load_for_run(data, target, sensitive, test_data=test_data, seed=(params or {}).get('seed', 0))
+            train_df, test_df, schema = load_run_data(json.loads((rdir/'params.json').read_text()))
             pm = model_metrics(prod, test_df) if prod else None
             _, pred = load_predictor(tag)
             probe = probe_check(pred, pd.read_parquet(model_path(tag)/REFERENCE).head(200))
@@ -385,10 +474,12 @@ def main_job(data=None, target=None, sensitive=None, test_data=None, params=None
             summary['gates'] = gl
             failed = [g for g in gl if not g['passed']]
             for g in gl: print(f"    gate {g['gate']:28} {'pass' if g['passed'] else 'FAIL'}  {g['message']}", file=out)
-            if failed: summary['promoted'] = False; print(f"    not promoted: {len(failed)} gate(s) failed; production stays {prod}", file=out)
+            if failed:
+                summary.update(promoted=False, decision=f"not promoted: {'; '.join(g['gate'] + ': ' + g['message'] for g in failed)}; production stays {prod}")
             else:
                 promote(tag, 'production', reason=f'main job {run_id}: {len(gl)} gates passed', run_id=run_id)
-                summary['promoted'] = True; print(f"    production -> {tag}", file=out)
+                summary.update(promoted=True, decision=f"promoted to production: all {len(gl)} gates passed")
+            print(f"    {summary['decision']}", file=out)
         serve_tag = tag if summary['promoted'] else (prod or tag)
         if build_bento:
             with Stage('build bento', durations, 4, N, out):
@@ -402,9 +493,11 @@ def main_job(data=None, target=None, sensitive=None, test_data=None, params=None
             with Stage('monitor the traffic (drift, fairness)', durations, 6, N, out):
                 from mlkit.runs import monitor_run
                 mon = monitor_run(since=started, labels=summary['traffic']['labels'], model=serve_tag, out=out)
+            q = (mon.get('quality') or {}).get('headline') or {}
             summary['monitor'] = dict(out_dir=mon['out_dir'], drift_share=mon['drift_share'], dataset_drift=mon['dataset_drift'],
                                       drifted=[c for c, f in mon['features'].items() if f['drifted']],
-                                      prediction_drift=mon['prediction_drift'], quality=(mon.get('quality') or {}).get('accuracy'),
+                                      prediction_drift=mon['prediction_drift'], quality=q.get('rmse' if schema.task == 'regression' else 'accuracy'),
+                                      quality_metric='rmse' if schema.task == 'regression' else 'accuracy',
                                       fairness={a: f['demographic_parity_difference'] for a, f in (mon.get('fairness') or {}).items()},
                                       breaches=[b['message'] for b in mon['breaches']])
             summary['reports'].update(monitor=mon['out_dir'], drift_html=str(Path(mon['out_dir'])/'drift.html'),
@@ -422,15 +515,18 @@ def main_job(data=None, target=None, sensitive=None, test_data=None, params=None
 def format_summary(s: dict) -> str:
     "The main job's closing summary."
     lines = ['', '=' * 72, f"run {s['run_id']}: {s['status']}" + (f" — {s['error']}" if s.get('error') else '')]
+    if s.get('data'): lines.append(f"task {s['data']['task']} ({s['data'].get('task_reason') or 'inferred'})"
+                                   + (f"; not inputs: {', '.join(f'{c} ({w})' for c, w in s['data']['dropped'].items())}" if s['data'].get('dropped') else ''))
     if s.get('model_tag'): lines.append(f"model {s['model_tag']}  promoted to production: {s.get('promoted')}")
     if s.get('metrics'): lines.append(format_metrics(s['metrics']))
+    if s.get('decision'): lines.append(s['decision'])
     failed = [g['gate'] for g in s.get('gates', []) if not g['passed']]
     if s.get('gates'): lines.append(f"gates: {len(s['gates']) - len(failed)}/{len(s['gates'])} passed" + (f" (failed: {', '.join(failed)})" if failed else ''))
     if s.get('bento'): lines.append(f"bento {s['bento']}  (bentoml containerize {s['bento']})")
     m = s.get('monitor')
     if m:
         lines.append(f"live traffic: {s['traffic']['requests']:,} requests; drift share {m['drift_share']:.0%} (drifted: {', '.join(m['drifted']) or 'none'}), "
-                     f"accuracy {m['quality'] if m['quality'] is None else round(m['quality'], 4)}; fairness DP diff {m['fairness']}")
+                     f"{m.get('quality_metric', 'accuracy')} {m['quality'] if m['quality'] is None else round(m['quality'], 4)}; fairness DP diff {m['fairness']}")
         for b in m['breaches']: lines.append(f"  breach: {b}")
     for k, v in (s.get('reports') or {}).items(): lines.append(f"{k:12} {v}")
     lines.append(f"durations (s): {json.dumps(s.get('durations'))}")

@@ -13,8 +13,10 @@ from .data import Schema, read_table, load_for_run
 from .registry import resolve, model_path, verify_folder, card as model_card
 
 # %% auto #0
-__all__ = ['REFERENCE', 'reference_frame', 'reference_sample', 'current_frame', 'attach_labels', 'drift_report', 'completeness',
-           'freshness', 'selection_parity', 'breaches', 'fairness_html', 'workspace_dir', 'log_to_workspace', 'monitor']
+__all__ = ['REFERENCE', 'HEADLINE', 'reference_frame', 'reference_sample', 'current_frame', 'attach_labels', 'prediction_column',
+           'drift_report', 'completeness', 'freshness', 'selection_parity', 'quality_breaches', 'accuracy_floor',
+           'breaches', 'fairness_html', 'workspace_dir', 'log_to_workspace', 'model_outputs', 'logged_outputs',
+           'live_quality', 'quality_line', 'monitor']
 
 # %% ../nbs/08_monitoring.ipynb #9a3b8a1c
 REFERENCE = 'reference.parquet'
@@ -64,34 +66,50 @@ def _evidently_frame(df, schema, cols):
         elif c in schema.columns: out[c] = pd.to_numeric(out[c], errors='coerce').astype(float)
     return out
 
-def drift_report(reference: pd.DataFrame, current: pd.DataFrame, schema: Schema, s: Settings):
-    "Evidently drift of features and score: `(snapshot, summary)`."
-    from evidently import Report, Dataset, DataDefinition
-    from evidently.presets import DataDriftPreset
-    from evidently.metrics import ValueDrift
-    feats = [c for c in schema.features if c in current.columns and c in reference.columns]
-    missing = [c for c in schema.features if c not in current.columns]
-    if missing: raise DataError(f"current data lacks feature column(s): {', '.join(missing)}")
-    num = [c for c in feats if schema.columns[c].kind == 'numeric']
-    cat = [c for c in feats if schema.columns[c].kind == 'categorical']
-    dd = DataDefinition(numerical_columns=num + ['score'], categorical_columns=cat)
-    ref = Dataset.from_pandas(_evidently_frame(reference, schema, feats).assign(score=reference['score'].to_numpy()), data_definition=dd)
-    cur = Dataset.from_pandas(_evidently_frame(current, schema, feats).assign(score=current['score'].to_numpy()), data_definition=dd)
-    report = Report([DataDriftPreset(columns=feats, num_method='wasserstein', cat_method='jensenshannon',
-                                     threshold=s.feature_drift_threshold, drift_share=s.max_drift_share),
-                     ValueDrift(column='score', method='wasserstein', threshold=s.prediction_drift_threshold)])
-    snap = report.run(cur, ref)
+def prediction_column(task: str) -> tuple:
+    "`(column, method)` of the model output whose drift is prediction drift for `task`."
+    return ('prediction', 'jensenshannon') if task == 'multiclass' else ('score', 'wasserstein')
+
+def _class_mix(ref, cur) -> dict:
+    r, c = pd.Series(ref).astype(str).value_counts(normalize=True), pd.Series(cur).astype(str).value_counts(normalize=True)
+    return {k: dict(reference=round(float(r.get(k, 0.0)), 6), current=round(float(c.get(k, 0.0)), 6)) for k in sorted(set(r.index) | set(c.index))}
+
+# %% ../nbs/08_monitoring.ipynb #59d0c38b
+def _drift_summary(snap, col, ref_out, cur_out, s: Settings) -> dict:
     features, pred = {}, None
     for m in snap.dict()['metrics']:
         cfg = m['config']
         if not cfg.get('type', '').endswith('ValueDrift'): continue
         v = float(m['value']); thr = float(cfg.get('threshold') or s.feature_drift_threshold)
         entry = dict(test=cfg.get('method'), score=v, threshold=thr, drifted=bool(v >= thr))
-        if cfg['column'] == 'score':
-            if pred is None: pred = entry
+        if cfg['column'] == col:
+            if pred is None: pred = dict(entry, column=col)
         else: features[cfg['column']] = entry
+    if pred is not None and col == 'prediction': pred['classes'] = _class_mix(ref_out, cur_out)
     share = sum(f['drifted'] for f in features.values()) / max(len(features), 1)
-    return snap, dict(features=features, drift_share=share, dataset_drift=bool(share > s.max_drift_share), prediction_drift=pred)
+    return dict(features=features, drift_share=share, dataset_drift=bool(share > s.max_drift_share), prediction_drift=pred)
+
+# %% ../nbs/08_monitoring.ipynb #852d5cfc
+def drift_report(reference: pd.DataFrame, current: pd.DataFrame, schema: Schema, s: Settings):
+    "Evidently drift of features and of the model's output (see `prediction_column`): `(snapshot, summary)`."
+    from evidently import Report, Dataset, DataDefinition
+    from evidently.presets import DataDriftPreset
+    from evidently.metrics import ValueDrift
+    missing = [c for c in schema.features if c not in current.columns]
+    if missing: raise DataError(f"current data lacks feature column(s): {', '.join(missing)}")
+    feats = [c for c in schema.features if c in reference.columns and schema.columns[c].kind in ('numeric', 'categorical')]
+    num = [c for c in feats if schema.columns[c].kind == 'numeric']
+    cat = [c for c in feats if schema.columns[c].kind == 'categorical']
+    col, method = prediction_column(schema.task)
+    out = lambda df: df[col].astype(str) if method == 'jensenshannon' else pd.to_numeric(df[col]).astype(float)
+    dd = DataDefinition(numerical_columns=num + ([col] if method == 'wasserstein' else []), categorical_columns=cat + ([col] if method == 'jensenshannon' else []))
+    ref = Dataset.from_pandas(_evidently_frame(reference, schema, feats).assign(**{col: out(reference).to_numpy()}), data_definition=dd)
+    cur = Dataset.from_pandas(_evidently_frame(current, schema, feats).assign(**{col: out(current).to_numpy()}), data_definition=dd)
+    report = Report([DataDriftPreset(columns=feats, num_method='wasserstein', cat_method='jensenshannon',
+                                     threshold=s.feature_drift_threshold, drift_share=s.max_drift_share),
+                     ValueDrift(column=col, method=method, threshold=s.prediction_drift_threshold)])
+    snap = report.run(cur, ref)
+    return snap, _drift_summary(snap, col, out(reference), out(current), s)
 
 # %% ../nbs/08_monitoring.ipynb #3952d60d
 def completeness(df: pd.DataFrame, features) -> dict:
@@ -108,19 +126,44 @@ def freshness(df: pd.DataFrame, path=None, now=None) -> dict:
     else: return dict(newest=None, age_hours=None)
     return dict(newest=newest.isoformat(), age_hours=round((now - newest).total_seconds() / 3600, 4))
 
-def selection_parity(y_pred, sensitive: dict) -> dict:
+# %% ../nbs/08_monitoring.ipynb #fcfb7305
+def selection_parity(y_pred, sensitive: dict, classes=None) -> dict:
     "Per-group count and selection rate, and the demographic-parity difference and ratio (no labels needed)."
     from mlkit.metrics import group_metrics
+    if classes is None: per = {None: np.asarray(y_pred).astype('int64')}
+    else: lab = np.asarray(y_pred).astype(str); per = {str(c): (lab == str(c)).astype('int64') for c in classes}
     out = {}
-    y_pred = np.asarray(y_pred).astype('int64')
     for attr, g in sensitive.items():
-        groups = group_metrics(np.zeros_like(y_pred), y_pred, g)   # y_true unused for count/selection rate
-        rates = [v['selection_rate'] for v in groups.values()]
-        mx, mn = max(rates), min(rates)
-        out[attr] = dict(demographic_parity_difference=mx - mn, demographic_parity_ratio=(mn / mx) if mx else 1.0,
-                         equalized_odds_difference=None,
-                         groups={k: dict(count=v['count'], selection_rate=v['selection_rate']) for k, v in groups.items()})
+        gm = {c: group_metrics(np.zeros_like(p), p, g) for c, p in per.items()}   # y_true unused for count/selection rate
+        rates = {c: [v['selection_rate'] for v in groups.values()] for c, groups in gm.items()}
+        groups = {k: dict(count=v['count'], selection_rate=v['selection_rate'] if classes is None else {c: gm[c][k]['selection_rate'] for c in gm})
+                  for k, v in next(iter(gm.values())).items()}
+        out[attr] = dict(demographic_parity_difference=max(max(r) - min(r) for r in rates.values()),
+                         demographic_parity_ratio=min((min(r) / max(r)) if max(r) else 1.0 for r in rates.values()),
+                         equalized_odds_difference=None, groups=groups)
     return out
+
+# %% ../nbs/08_monitoring.ipynb #d33d8fb6
+def quality_breaches(quality: dict|None, baseline: dict|None, task: str, s: Settings) -> list:
+    "Breaches of live quality: relative to the evaluated `baseline` metrics, and the optional `min_accuracy` floor."
+    q, b, out = quality or {}, baseline or {}, []
+    def add(name, threshold, value, msg): out.append(dict(name=name, threshold=round(threshold, 6), value=round(value, 6), message=msg))
+    acc = q.get('accuracy')
+    if acc is not None and s.min_accuracy is not None and acc < s.min_accuracy:
+        add('min_accuracy', s.min_accuracy, acc, f"min_accuracy: accuracy {acc:.4f} below the minimum {s.min_accuracy}")
+    for k in {'binary': ('accuracy', 'roc_auc'), 'multiclass': ('accuracy',)}.get(task, ()):
+        if q.get(k) is not None and b.get(k) is not None and q[k] < b[k] - s.max_quality_drop:
+            add(f'{k}_drop', b[k] - s.max_quality_drop, q[k], f"{k}_drop: {k} {q[k]:.4f} is more than {s.max_quality_drop} below "
+                f"the evaluated {b[k]:.4f} (threshold {b[k] - s.max_quality_drop:.4f})")
+    if task == 'regression' and q.get('rmse') is not None and b.get('rmse') is not None and q['rmse'] > b['rmse'] * (1 + 5 * s.max_quality_drop):
+        lim = b['rmse'] * (1 + 5 * s.max_quality_drop)
+        add('rmse_rise', lim, q['rmse'], f"rmse_rise: rmse {q['rmse']:.4g} above {1 + 5 * s.max_quality_drop:.2f} x the evaluated {b['rmse']:.4g} (threshold {lim:.4g})")
+    return out
+
+def accuracy_floor(evaluated: dict, s: Settings) -> float|None:
+    "The live accuracy below which quality breaches: the evaluated accuracy less `max_quality_drop`, or `min_accuracy` if higher."
+    v = [x for x in ((evaluated.get('accuracy') - s.max_quality_drop) if evaluated.get('accuracy') is not None else None, s.min_accuracy) if x is not None]
+    return round(max(v), 6) if v else None
 
 # %% ../nbs/08_monitoring.ipynb #0e721bdd
 def breaches(result: dict, s: Settings) -> list:
@@ -133,15 +176,14 @@ def breaches(result: dict, s: Settings) -> list:
             f"{result['drift_share']:.0%} of features drifted (max {s.max_drift_share:.0%}): {', '.join(drifted)}")
     pd_ = result.get('prediction_drift')
     if pd_ and pd_['drifted']:
-        add('prediction_drift', pd_['threshold'], round(pd_['score'], 4), f"score distribution drifted ({pd_['test']} {pd_['score']:.3f})")
+        what = 'predicted class mix' if pd_.get('column') == 'prediction' else 'score distribution'
+        add('prediction_drift', pd_['threshold'], round(pd_['score'], 4), f"{what} drifted ({pd_['test']} {pd_['score']:.3f}, max {pd_['threshold']})")
     for c, v in result['completeness'].items():
         if v < s.min_completeness: add(f'completeness:{c}', s.min_completeness, v, f"{c} is {v:.1%} complete (min {s.min_completeness:.0%})")
     age = (result.get('freshness') or {}).get('age_hours')
     if age is not None and age > s.max_staleness_hours:
         add('freshness', s.max_staleness_hours, age, f"newest data is {age:.1f} h old (max {s.max_staleness_hours} h)")
-    q = result.get('quality')
-    if q and q.get('accuracy') is not None and q['accuracy'] < s.min_accuracy:
-        add('accuracy', s.min_accuracy, round(q['accuracy'], 4), f"accuracy {q['accuracy']:.3f} below {s.min_accuracy}")
+    out += quality_breaches(result.get('quality'), result.get('baseline'), result.get('task', 'binary'), s)
     for attr, f in (result.get('fairness') or {}).items():
         for k in ('demographic_parity_difference', 'equalized_odds_difference'):
             v = f.get(k)
@@ -153,6 +195,10 @@ def breaches(result: dict, s: Settings) -> list:
 def _fig_png(fig) -> str:
     buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=90)
     return base64.b64encode(buf.getvalue()).decode()
+
+def _flat(d: dict) -> dict:
+    "`{'tpr': {'a': 0.5}}` -> `{'tpr a': 0.5}`: a multiclass group's per-class numbers as columns."
+    return {f"{k} {c}" if isinstance(v, dict) else k: x for k, v in d.items() for c, x in (v.items() if isinstance(v, dict) else [(None, v)])}
 
 def fairness_html(fairness: dict, baseline: dict|None, title: str) -> str:
     "A self-contained HTML page: fairness gaps (with change against `baseline`), per-group tables and bars."
@@ -170,13 +216,14 @@ def fairness_html(fairness: dict, baseline: dict|None, title: str) -> str:
             parts.append(f"<tr><td style='text-align:left'>{k.replace('_', ' ')}</td><td>{'' if v is None else f'{v:.4f}'}</td>"
                          f"<td>{'' if bv is None else f'{bv:.4f}'}</td><td>{ch}</td></tr>")
         parts.append("</table>")
-        cols = sorted({k for g in f['groups'].values() for k in g})
-        parts.append("<table><tr><th>group</th>" + ''.join(f"<th>{c}</th>" for c in cols) + "</tr>")
-        for g, v in f['groups'].items():
+        flat = {g: _flat(v) for g, v in f['groups'].items()}
+        cols = sorted({k for g in flat.values() for k in g})
+        parts.append("<table><tr><th>group</th>" + ''.join(f"<th>{html.escape(c)}</th>" for c in cols) + "</tr>")
+        for g, v in flat.items():
             parts.append(f"<tr><td style='text-align:left'>{html.escape(str(g))}</td>" +
                          ''.join(f"<td>{'' if v.get(c) is None else (f'{v[c]:.4f}' if isinstance(v[c], float) else v[c])}</td>" for c in cols) + "</tr>")
         parts.append("</table>")
-    if fairness and all('tpr' in g for f in fairness.values() for g in f['groups'].values()):
+    if fairness and all(not isinstance(g.get('tpr', {}), dict) for f in fairness.values() for g in f['groups'].values()):
         parts.append(f"<img src='data:image/png;base64,{_fig_png(plot_groups(fairness))}'/>")
     parts.append("</body></html>")
     return '\n'.join(parts)
@@ -189,7 +236,7 @@ def _project(ws, name: str):
         if p.name == name: return p, False
     return ws.create_project(name, description=f"mlkit monitoring of {name}"), True
 
-def log_to_workspace(model_name: str, snapshot, values: dict, when=None) -> str:
+def log_to_workspace(model_name: str, snapshot, values: dict, when=None, prediction_column: str = 'score') -> str:
     "Add the drift snapshot and a snapshot of `values` (fairness, quality) to the workspace; return the project id."
     from evidently import Report, Dataset, DataDefinition
     from evidently.metrics import MeanValue
@@ -209,89 +256,148 @@ def log_to_workspace(model_name: str, snapshot, values: dict, when=None) -> str:
         mv = lambda c: PanelMetric(legend=c, metric='MeanValue', metric_labels={'column': c})
         project.dashboard.add_panel(counter_panel('Share of drifted features', [PanelMetric(legend='share', metric='DriftedColumnsCount', metric_labels={'value_type': 'share'})], size='half'))
         project.dashboard.add_panel(line_plot_panel('Drifted features over time', [PanelMetric(legend='share', metric='DriftedColumnsCount', metric_labels={'value_type': 'share'})], size='half'))
-        project.dashboard.add_panel(line_plot_panel('Prediction drift (score)', [PanelMetric(legend='score', metric='ValueDrift', metric_labels={'column': 'score'})], size='half'))
+        project.dashboard.add_panel(line_plot_panel(f'Prediction drift ({prediction_column})', [PanelMetric(legend=prediction_column, metric='ValueDrift', metric_labels={'column': prediction_column})], size='half'))
         fair = [c for c in vals if c.startswith(('dp_diff', 'eo_diff'))]
-        if 'accuracy' in vals: project.dashboard.add_panel(line_plot_panel('Accuracy on labelled traffic', [mv('accuracy')], size='half'))
+        qual = [c for c in ('accuracy', 'roc_auc', 'balanced_accuracy', 'f1_macro', 'rmse', 'mae', 'r2') if c in vals]
+        if qual: project.dashboard.add_panel(line_plot_panel('Quality on labelled traffic', [mv(c) for c in qual], size='half'))
         if fair: project.dashboard.add_panel(line_plot_panel('Fairness gaps', [mv(c) for c in fair], size='full'))
     return str(project.id)
 
-# %% ../nbs/08_monitoring.ipynb #6928a96a
-def _scores(pred, df):
-    out = pred.predict(df)
-    return out['score'] if pred.task == 'binary' else out['value']
+# %% ../nbs/08_monitoring.ipynb #4c6ee86c
+HEADLINE = dict(binary=('accuracy', 'roc_auc'), multiclass=('accuracy', 'balanced_accuracy', 'f1_macro'), regression=('rmse', 'mae', 'r2'))
 
+def model_outputs(pred, df: pd.DataFrame) -> dict:
+    "The model's answers for `df`: `score`, and for multiclass `prediction` and `proba`."
+    out = pred.predict(df)
+    if pred.task == 'regression': return dict(score=np.asarray(out['value'], dtype=float))
+    res = dict(score=np.asarray(out['score'], dtype=float))
+    if pred.task == 'multiclass': res.update(prediction=np.asarray(out['label']).astype(str), proba=np.asarray(out['proba'], dtype=float))
+    return res
+
+# %% ../nbs/08_monitoring.ipynb #175f405b
+def logged_outputs(log: pd.DataFrame, pred) -> dict|None:
+    "The answers the service logged with the rows of `log`, as `model_outputs` gives them (None if a row lacks them)."
+    from mlkit.predlog import log_proba
+    col = 'value' if pred.task == 'regression' else 'score'
+    if col not in log.columns or log[col].isna().any(): return None
+    res = dict(score=log[col].to_numpy(dtype=float))
+    if pred.task == 'multiclass':
+        proba = log_proba(log, [str(c) for c in pred.classes])
+        if 'label' not in log.columns or log['label'].isna().any() or np.isnan(proba).any(): return None
+        res.update(prediction=log['label'].astype(str).to_numpy(), proba=proba)
+    return res
+
+# %% ../nbs/08_monitoring.ipynb #d14ec7ba
+def _class_codes(pred, y: pd.Series) -> np.ndarray:
+    "Index of each label in `pred.classes` (-1 for a label the model has no class for)."
+    code = {}
+    for v in y.unique():
+        try: code[v] = int(pred.transform.encode_target(pd.Series([v]))[0])
+        except DataError: code[v] = -1
+    return y.map(code).to_numpy(dtype='int64')
+
+def live_quality(pred, y, outs: dict, sensitive: dict|None = None) -> dict:
+    "Metrics of the model's answers `outs` (see `model_outputs`) against the labels `y`."
+    from mlkit.metrics import evaluate_predictions
+    y, sens = pd.Series(y).reset_index(drop=True), sensitive or None
+    if pred.task == 'binary':
+        return evaluate_predictions(pred.transform.encode_target(y).astype('int64'), outs['score'], sens, 'binary', pred.threshold)
+    if pred.task == 'regression':
+        v = pd.to_numeric(y, errors='coerce')
+        if v.isna().any(): raise DataError(f"labels must be numbers for a regression model, got {y[v.isna()].iloc[0]!r}")
+        m = evaluate_predictions(v.to_numpy('float64'), outs['score'], None, 'regression'); m.pop('fairness', None)
+        return m
+    classes, idx = [str(c) for c in pred.classes], _class_codes(pred, y)
+    ok = idx >= 0
+    if not ok.any(): raise DataError(f"no label is one of the model's classes {classes}: got {sorted(map(str, y.unique()))[:5]}")
+    m = evaluate_predictions(np.array(classes)[idx[ok]], outs['proba'][ok], {c: np.asarray(g)[ok] for c, g in sens.items()} if sens else None,
+                             'multiclass', classes=classes)
+    m['unknown_labels'] = {str(k): int(n) for k, n in y[~ok].value_counts().items()}
+    return m
+
+# %% ../nbs/08_monitoring.ipynb #6928a96a
+def _current(current, from_log, since, tag, labels, target, s: Settings):
+    "(every current row, a uniform sample of at most `monitor_sample_rows` of them with the labels joined)."
+    cur = current_frame(current, from_log, since, tag if from_log else None)
+    if from_log:   # the monitored model's own answers: no candidate/shadow rows, no error rows
+        if 'error' in cur.columns: cur = cur[cur['error'].isna()]
+        if 'shadow' in cur.columns: cur = cur[cur['shadow'].isna()]
+    cur = cur.reset_index(drop=True)
+    if len(cur) == 0: raise DataError("current data has no rows")
+    pos = cur.sample(s.monitor_sample_rows, random_state=0).index.to_numpy() if len(cur) > s.monitor_sample_rows else np.arange(len(cur))
+    sample = cur.iloc[pos].reset_index(drop=True)
+    if labels is not None: sample = attach_labels(sample, labels, target)   # a left join: the sample's rows, in order
+    return cur, sample
+
+# %% ../nbs/08_monitoring.ipynb #82c727b9
+def _quality_and_fairness(res: dict, pred, schema: Schema, sample: pd.DataFrame, outs: dict, base: dict):
+    "Fill `quality`, `fairness` and `baseline` of the monitor result `res`."
+    sens = {c: sample[c].to_numpy() for c in schema.sensitive if c in sample.columns}
+    if schema.target in sample.columns and sample[schema.target].notna().any():
+        keep = sample[schema.target].notna().to_numpy()
+        m = live_quality(pred, sample.loc[keep, schema.target], {k: v[keep] for k, v in outs.items()}, {c: g[keep] for c, g in sens.items()})
+        res['fairness'] = m.pop('fairness', None) or None
+        m['labelled_rows'] = int(keep.sum())
+        m['headline'] = {k: m.get(k) for k in HEADLINE[schema.task]}
+        m['change'] = {k: round(m[k] - base[k], 6) for k in m if isinstance(m.get(k), float) and isinstance(base.get(k), (int, float))}
+        res['quality'] = m
+    elif sens and schema.task == 'binary': res['fairness'] = selection_parity((outs['score'] >= pred.threshold), sens)
+    elif sens and schema.task == 'multiclass': res['fairness'] = selection_parity(outs['prediction'], sens, [str(c) for c in pred.classes])
+    bf = base.get('fairness') or {}
+    for attr, f in (res['fairness'] or {}).items():
+        f['change'] = {k: round(f[k] - bf[attr][k], 6) for k in ('demographic_parity_difference', 'equalized_odds_difference')
+                       if f.get(k) is not None and bf.get(attr, {}).get(k) is not None}
+    res['baseline'] = {k: base[k] for k in HEADLINE[schema.task] if isinstance(base.get(k), (int, float))} or None
+
+# %% ../nbs/08_monitoring.ipynb #1392aeeb
+def _write_reports(res: dict, snap, out: Path, base: dict, workspace: bool, col: str):
+    snap.save_html(str(out/'drift.html')); snap.save_json(str(out/'drift.json'))
+    (out/'fairness.html').write_text(fairness_html(res['fairness'] or {}, base.get('fairness'), f"Fairness of {res['model']} on {res['source']}"))
+    (out/'fairness.json').write_text(json.dumps(res['fairness'] or {}, indent=1))
+    if workspace:
+        vals = {'drift_share': res['drift_share'], **((res['quality'] or {}).get('headline') or {})}
+        for attr, f in (res['fairness'] or {}).items():
+            vals[f'dp_diff_{attr}'] = f['demographic_parity_difference']
+            if f.get('equalized_odds_difference') is not None: vals[f'eo_diff_{attr}'] = f['equalized_odds_difference']
+        res['workspace_project'] = log_to_workspace(res['model'].split(':')[0], snap, vals, prediction_column=col)
+
+def quality_line(res: dict) -> str:
+    "One line of a monitor result's live quality: its headline metrics and labelled rows (or that there were no labels)."
+    q = res.get('quality')
+    if not q: return 'quality: no labelled rows'
+    return '  '.join(f"{k} {v:.4f}" for k, v in (q.get('headline') or {}).items() if isinstance(v, (int, float))) + f" on {q['labelled_rows']:,} labelled rows"
+
+# %% ../nbs/08_monitoring.ipynb #f9ffa396
 def monitor(current=None, from_log=False, since=None, labels=None, model=None, alias='production', out_dir=None,
             settings: Settings|None = None, workspace=True, **overrides) -> dict:
     "Compare current data with the model's reference; write the reports; return the monitor result."
     from mlkit.model import Predictor
-    from mlkit.metrics import evaluate_predictions
     t0 = time.perf_counter()
     s = settings or load_settings(**overrides)
     tag = resolve(model or '@' + alias)
     folder = model_path(tag)
     verify_folder(folder, tag)
-    pred = Predictor.load(folder)
-    schema = Schema.load(folder/'schema.json')
+    pred, schema = Predictor.load(folder), Schema.load(folder/'schema.json')
     card = json.loads((folder/'card.json').read_text()) if (folder/'card.json').exists() else {}
     mid = new_run_id('monitor')
     out = Path(out_dir) if out_dir else reports_dir()/'monitor'/mid
     out.mkdir(parents=True, exist_ok=True)
-    cur = current_frame(current, from_log, since, tag if from_log else None)
-    if from_log:   # the monitored model's own answers: no candidate/shadow rows, no error rows
-        if 'error' in cur.columns: cur = cur[cur['error'].isna()]
-        if 'shadow' in cur.columns: cur = cur[cur['shadow'].isna()]
-        cur = cur.reset_index(drop=True)
-    if labels is not None: cur = attach_labels(cur, labels, schema.target)
-    n = len(cur)
-    if n == 0: raise DataError("current data has no rows")
-    comp = completeness(cur, schema.features)
-    fresh = freshness(cur, None if from_log else current)
-    sample = cur.sample(s.monitor_sample_rows, random_state=0) if n > s.monitor_sample_rows else cur
-    sample = sample.reset_index(drop=True)
+    cur, sample = _current(current, from_log, since, tag, labels, schema.target, s)
     missing = [c for c in pred.transform.inputs if c not in sample.columns]
     if missing: raise DataError(f"current data lacks model input column(s): {', '.join(missing)}")
-    sample = sample.assign(score=sample['score'].to_numpy() if from_log and 'score' in sample else _scores(pred, sample))
+    outs = (logged_outputs(sample, pred) if from_log else None) or model_outputs(pred, sample)
     ref = reference_frame(folder, card)
-    ref = ref.assign(score=_scores(pred, ref))
-    snap, drift = drift_report(ref, sample, schema, s)
-    res = dict(id=mid, model=tag, created=datetime.now(timezone.utc).isoformat(), source='log' if from_log else str(current),
-               rows=n, sampled_rows=len(sample), sampled=len(sample) < n, **drift, completeness=comp, freshness=fresh,
-               quality=None, fairness=None, baseline=None)
-    sens = {c: sample[c].to_numpy() for c in schema.sensitive if c in sample.columns}
-    base = card.get('metrics') or {}
-    if schema.target in sample.columns and sample[schema.target].notna().any():
-        lab = sample[sample[schema.target].notna()]
-        if schema.task == 'binary':
-            y = pred.transform.encode_target(lab[schema.target]).astype('int64')
-            m = evaluate_predictions(y, lab['score'].to_numpy(), {c: lab[c].to_numpy() for c in sens} or None, 'binary', pred.threshold)
-            res['fairness'] = m.pop('fairness', None)
-        else:
-            m = evaluate_predictions(lab[schema.target].to_numpy('float64'), lab['score'].to_numpy(), None, 'regression')
-            m.pop('fairness', None)
-        m['labelled_rows'] = len(lab)
-        m['change'] = {k: round(m[k] - base[k], 6) for k in m if isinstance(m.get(k), float) and isinstance(base.get(k), (int, float))}
-        res['quality'] = m
-    elif sens and schema.task == 'binary':
-        res['fairness'] = selection_parity((sample['score'] >= pred.threshold).to_numpy(), sens)
-    if res['fairness']:
-        bf = base.get('fairness') or {}
-        for attr, f in res['fairness'].items():
-            f['change'] = {k: round(f[k] - bf[attr][k], 6) for k in ('demographic_parity_difference', 'equalized_odds_difference')
-                           if f.get(k) is not None and bf.get(attr, {}).get(k) is not None}
-    res['baseline'] = {k: base.get(k) for k in ('accuracy', 'roc_auc', 'rmse') if k in base} or None
+    col = prediction_column(schema.task)[0]
+    snap, drift = drift_report(ref.assign(**{col: model_outputs(pred, ref)[col]}), sample.assign(**{col: outs[col]}), schema, s)
+    res = dict(id=mid, model=tag, task=schema.task, created=datetime.now(timezone.utc).isoformat(), source='log' if from_log else str(current),
+               rows=len(cur), sampled_rows=len(sample), sampled=len(sample) < len(cur), **drift, completeness=completeness(cur, schema.features),
+               freshness=freshness(cur, None if from_log else current), quality=None, fairness=None, baseline=None)
+    _quality_and_fairness(res, pred, schema, sample, outs, card.get('metrics') or {})
     res['breaches'] = breaches(res, s)
-    res['thresholds'] = {k: getattr(s, k) for k in ('max_drift_share', 'feature_drift_threshold', 'prediction_drift_threshold',
-                                                     'min_accuracy', 'max_fairness_gap', 'min_completeness', 'max_staleness_hours', 'monitor_sample_rows')}
-    snap.save_html(str(out/'drift.html')); snap.save_json(str(out/'drift.json'))
-    (out/'fairness.html').write_text(fairness_html(res['fairness'] or {}, base.get('fairness'), f"Fairness of {tag} on {res['source']}"))
-    (out/'fairness.json').write_text(json.dumps(res['fairness'] or {}, indent=1))
-    if workspace:
-        vals = {'drift_share': res['drift_share']}
-        if res['quality']: vals.update({k: res['quality'].get(k) for k in ('accuracy', 'roc_auc', 'rmse')})
-        for attr, f in (res['fairness'] or {}).items():
-            vals[f'dp_diff_{attr}'] = f['demographic_parity_difference']
-            if f.get('equalized_odds_difference') is not None: vals[f'eo_diff_{attr}'] = f['equalized_odds_difference']
-        res['workspace_project'] = log_to_workspace(tag.split(':')[0], snap, vals)
+    res['thresholds'] = {k: getattr(s, k) for k in ('max_drift_share', 'feature_drift_threshold', 'prediction_drift_threshold', 'min_accuracy',
+                                                     'max_quality_drop', 'max_fairness_gap', 'min_completeness', 'max_staleness_hours', 'monitor_sample_rows')}
+    res['thresholds']['accuracy_floor'] = accuracy_floor(card.get('metrics') or {}, s)
+    _write_reports(res, snap, out, card.get('metrics') or {}, workspace, col)
     res['seconds'] = round(time.perf_counter() - t0, 3)
     res['out_dir'] = str(out)
     (out/'monitor.json').write_text(json.dumps(res, indent=1, default=str))

@@ -11,7 +11,7 @@ import numpy as np, pandas as pd
 from .config import mlkit_home
 
 # %% auto #0
-__all__ = ['prediction_log_dir', 'PredictionLog', 'read_prediction_log']
+__all__ = ['prediction_log_dir', 'PredictionLog', 'read_prediction_log', 'log_proba']
 
 # %% ../nbs/06b_predlog.ipynb #42b61e0f
 def prediction_log_dir() -> Path:
@@ -60,7 +60,7 @@ except ImportError:
     _encode_lines = lambda rs: b''.join(_encode(r) + b'\n' for r in rs)
 
 def read_prediction_log(folder=None, since=None, model=None) -> pd.DataFrame:
-    "The prediction log as a frame: `ts`, `request_id`, `model`, `score`, `label`/`value`, and one column per input."
+    "The prediction log as a frame: `ts`, `request_id`, `model`, the prediction (`score`, `label`, multiclass `scores`; `value`), one column per input."
     folder = Path(folder or prediction_log_dir())
     rows = []
     for p in sorted(folder.glob('predictions-*.jsonl')):
@@ -76,3 +76,12 @@ def read_prediction_log(folder=None, since=None, model=None) -> pd.DataFrame:
     if since is not None: df = df[df.ts >= pd.Timestamp(since, tz='UTC') if pd.Timestamp(since).tzinfo is None else df.ts >= pd.Timestamp(since)]
     if model is not None: df = df[df.model == model]
     return df.reset_index(drop=True)
+
+# %% ../nbs/06b_predlog.ipynb #a4816ed6
+def log_proba(df: pd.DataFrame, classes: list) -> np.ndarray:
+    "Class probabilities `[n, K]` in `classes` order from a log frame's `scores` column (NaN where a row has none)."
+    out = np.full((len(df), len(classes)), np.nan)
+    if 'scores' not in df.columns: return out
+    for i, s in enumerate(df['scores'].tolist()):
+        if isinstance(s, dict): out[i] = [s.get(str(c), np.nan) for c in classes]
+    return out

@@ -9,9 +9,10 @@ from pathlib import Path
 from .config import DataError, MlkitError, UsageError, load_settings, new_run_id, reports_dir, project_root
 
 # %% auto #0
-__all__ = ['Stage', 'write_json', 'error_text', 'save_summary', 'git_commit', 'evaluate_predictor', 'RunFailed', 'workflows_dir',
-           'kernel_name', 'execute_workflow', 'run_folder', 'model_name', 'register_run', 'train_run',
-           'resolve_model_dir', 'evaluate_run', 'monitor_run', 'data_stage', 'format_data_summary', 'format_metrics']
+__all__ = ['DATA_OPTIONS', 'METRIC_KEYS', 'BASELINE_KEYS', 'Stage', 'write_json', 'error_text', 'save_summary', 'git_commit',
+           'evaluate_predictor', 'RunFailed', 'workflows_dir', 'kernel_name', 'execute_workflow', 'run_folder',
+           'load_run_data', 'model_name', 'register_run', 'train_run', 'resolve_model_dir', 'evaluate_run',
+           'monitor_run', 'data_stage', 'format_data_summary', 'format_metrics']
 
 # %% ../nbs/09_runs.ipynb #afed66db
 class Stage:
@@ -82,12 +83,19 @@ def evaluate_predictor(pred, df: pd.DataFrame, schema, threshold: float|None = N
         score = out['score']
         m = evaluate_predictions(y, score, sens or None, 'binary', thr, schema.positive_class)
         preds = pd.DataFrame(dict(y_true=y, y_score=score, y_pred=(score >= thr).astype('int64')))
+    elif schema.task == 'multiclass':
+        y = np.asarray(pred.classes, dtype=object)[pred.transform.encode_target(df[schema.target])]
+        m = evaluate_predictions(y, out['proba'], sens or None, 'multiclass', classes=pred.classes)
+        preds = pd.DataFrame(dict(y_true=y, y_pred=out['label'], y_score=out['score']))
+        for k, c in enumerate(pred.classes): preds[f'p_{c}'] = out['proba'][:, k]
     else:
         y = df[schema.target].to_numpy('float64')
         m = evaluate_predictions(y, out['value'], None, 'regression')
         preds = pd.DataFrame(dict(y_true=y, y_score=out['value'], y_pred=out['value']))
     for c, v in sens.items(): preds[c] = v
-    m['rows'] = len(df)
+    for c in getattr(schema, 'id_columns', None) or []:
+        if c in df.columns: preds[c] = df[c].to_numpy()
+    m['rows'], m['task'] = len(df), schema.task
     return m, preds
 
 # %% ../nbs/09_runs.ipynb #ecb00551
@@ -146,10 +154,22 @@ def run_folder(run_id: str) -> Path:
     "The folder of run `run_id` under `reports/runs/`."
     return reports_dir()/'runs'/run_id
 
-def _data_params(data, target, sensitive, test_data):
+DATA_OPTIONS = ('task', 'drop', 'id_columns', 'strict')
+
+def _data_params(data, target, sensitive, test_data, options=None):
+    bad = sorted(set(options or {}) - set(DATA_OPTIONS))
+    if bad: raise UsageError(f"unknown data option(s): {', '.join(bad)}; known: {', '.join(DATA_OPTIONS)}")
     return dict(data=None if data is None else str(Path(data).absolute()), target=target,
                 sensitive=None if sensitive is None else list(sensitive),
-                test_data=None if test_data is None else str(Path(test_data).absolute()))
+                test_data=None if test_data is None else str(Path(test_data).absolute()), options=dict(options or {}))
+
+def load_run_data(record: dict, report=False):
+    "`(train, test, schema)` of a run from its `params.json` or a model's card: the same file, options, seed and split."
+    from mlkit.data import load_for_run
+    data = None if record.get('data') in (None, 'bundled:adult') else record['data']
+    seed = record.get('seed', (record.get('params') or {}).get('seed', 0))
+    return load_for_run(data, record.get('target'), record.get('sensitive'), test_data=record.get('test_data'), seed=seed,
+                        report=report, **(record.get('data_options') or {}))
 
 def model_name(data=None) -> str:
     "Registry name of a model trained on `data`: `adult` for the bundled data, else the file's name (slugged)."
@@ -165,18 +185,19 @@ def register_run(rdir, name: str) -> str:
     pj = json.loads((rdir/'params.json').read_text())
     metrics = json.loads((rdir/'metrics.json').read_text()) if (rdir/'metrics.json').exists() else None
     card = dict(run_id=pj.get('run_id'), run_dir=str(rdir), data=pj.get('data') or 'bundled:adult', target=pj.get('target'),
-                sensitive=pj.get('sensitive'), data_hash=pj.get('data_hash'), test_data_hash=pj.get('test_data_hash'),
-                git_commit=pj.get('git_commit'), params=pj.get('params'), metrics=metrics,
+                sensitive=pj.get('sensitive'), test_data=pj.get('test_data'), seed=pj.get('seed', 0),
+                data_options=pj.get('data_options') or {}, data_hash=pj.get('data_hash'),
+                test_data_hash=pj.get('test_data_hash'), git_commit=pj.get('git_commit'), params=pj.get('params'),
+                metrics=metrics, validation=pj.get('validation'), task=(pj.get('schema') or {}).get('task'),
+                dropped=(pj.get('schema') or {}).get('dropped'), id_columns=(pj.get('schema') or {}).get('id_columns'),
                 notebooks=[str(p) for p in sorted(rdir.glob('*.ipynb'))], val_metrics=pj.get('val_metrics'))
     from mlkit.monitoring import reference_sample, REFERENCE
-    from mlkit.data import load_for_run
-    data = pj.get('data')
-    train, _, _ = load_for_run(data, pj.get('target'), pj.get('sensitive'), test_data=pj.get('test_data'), seed=pj.get('seed', 0))
+    train = load_run_data(pj)[0]
     reference_sample(train, 5000, pj.get('seed', 0)).to_parquet(rdir/'model'/REFERENCE, index=False)
     return register(rdir/'model', name, card)
 
 def train_run(data=None, target=None, sensitive=None, test_data=None, params: dict|None = None, run_id=None,
-              out=None, evaluate=True, register=True, name=None) -> dict:
+              out=None, evaluate=True, register=True, name=None, options: dict|None = None) -> dict:
     "Train, evaluate (papermill runs into `reports/runs/<run_id>/`) and register; return the summary (raises `RunFailed`)."
     out = out or sys.stdout
     run_id = run_id or new_run_id('train')
@@ -188,7 +209,7 @@ def train_run(data=None, target=None, sensitive=None, test_data=None, params: di
     durations, name_ = {}, name
     summary = dict(run_id=run_id, status='running', error=None, data_hash=None, git_commit=git_commit(),
                    params=params, durations=durations, model_tag=None, run_dir=str(rdir), notebooks=[], metrics=None)
-    dp = _data_params(data, target, sensitive, test_data)
+    dp = _data_params(data, target, sensitive, test_data, options)
     stages = [('train', dict(**dp, run_dir=str(rdir), run_id=run_id, params=params, progress='lines'))]
     if evaluate: stages.append(('evaluate', dict(model=str(rdir/'model'), run_dir=str(rdir), run_id=run_id)))
     try:
@@ -228,7 +249,7 @@ def resolve_model_dir(ref) -> Path:
     verify_folder(mp, tag)
     return mp
 
-def evaluate_run(model, data=None, target=None, sensitive=None, test_data=None, run_id=None, out=None) -> dict:
+def evaluate_run(model, data=None, target=None, sensitive=None, test_data=None, run_id=None, out=None, options=None) -> dict:
     "Evaluate `model` as a papermill run into `reports/runs/<run_id>/`; return the summary."
     out = out or sys.stdout
     mdir = resolve_model_dir(model)
@@ -238,7 +259,7 @@ def evaluate_run(model, data=None, target=None, sensitive=None, test_data=None, 
     summary = dict(run_id=run_id, status='running', error=None, data_hash=None, git_commit=git_commit(), params={},
                    durations=durations, model_tag=None, model_dir=str(mdir), run_dir=str(rdir), notebooks=[], metrics=None)
     pars = dict(model=str(mdir), run_dir=str(rdir), run_id=run_id)
-    if data is not None or test_data is not None: pars.update(_data_params(data, target, sensitive, test_data))
+    if data is not None or test_data is not None: pars.update(_data_params(data, target, sensitive, test_data, options))
     try:
         with Stage('evaluate notebook', durations, 1, 1, out):
             nb = rdir/'evaluate.ipynb'; summary['notebooks'].append(str(nb))
@@ -271,41 +292,51 @@ def monitor_run(current=None, since=None, labels=None, model=None, alias='produc
     return json.loads((mdir/'monitor.json').read_text())
 
 # %% ../nbs/09_runs.ipynb #721814ad
-def data_stage(data=None, target=None, sensitive=None, schema=None, test_data=None, settings=None) -> dict:
-    "Load, validate and summarize the run's data; raise `DataError` naming every problem when invalid."
+def data_stage(data=None, target=None, sensitive=None, schema=None, test_data=None, settings=None, options=None) -> dict:
+    "Load, validate and summarize the run's data; raise `DataError` naming every problem when unusable."
     from mlkit import data as D
-    s = settings or load_settings()
-    train, test, sch = D.load_for_run(data, target, sensitive, schema, test_data)
+    train, test, sch, rep = D.load_for_run(data, target, sensitive, schema, test_data, report=True, **(options or {}))
     paths = (D.adult_path('train'), D.adult_path('test')) if data is None else (Path(data), Path(test_data or data))
-    out = dict(target=sch.target, task=sch.task, positive_class=sch.positive_class, sensitive=sch.sensitive, splits={})
+    out = dict(target=sch.target, task=sch.task, task_reason=sch.task_reason, positive_class=sch.positive_class,
+               classes=sch.classes, sensitive=sch.sensitive, dropped=dict(sch.dropped), id_columns=list(sch.id_columns),
+               validation=rep.to_dict(), warnings=[f"{p.column + ': ' if p.column else ''}{p.message}" for p in rep.warnings],
+               splits={})
     for name, df, path in (('train', train, paths[0]), ('test', test, paths[1])):
-        rep = D.validate(df, sch.target, sch, s, path=path)
-        if not rep.ok: raise DataError(f"{name} data is invalid: " + '; '.join(f"{p.rule} {p.column or ''}: {p.message}" for p in rep.errors))
-        out['splits'][name] = dict(path=str(path), data_hash=D.data_hash(df),
-                                   warnings=[f"{p.column + ': ' if p.column else ''}{p.message}" for p in rep.warnings],
-                                   **D.summarize(df, sch.target))
+        out['splits'][name] = dict(path=str(path), data_hash=D.data_hash(df), **D.summarize(df, sch.target, task=sch.task))
     return out
 
 # %% ../nbs/09_runs.ipynb #00f34994
 def format_data_summary(res: dict) -> str:
     "Human-readable lines for the data stage's result."
-    lines = [f"target {res['target']!r} ({res['task']}, positive class {res['positive_class']!r}), "
+    what = {'binary': f"positive class {res['positive_class']!r}", 'regression': 'a number'}.get(
+        res['task'], f"{len(res.get('classes') or [])} classes")
+    lines = [f"target {res['target']!r}: {res['task']} ({what}; {res.get('task_reason') or 'inferred'}), "
              f"sensitive: {', '.join(res['sensitive']) or 'none'}"]
+    for c, why in (res.get('dropped') or {}).items(): lines.append(f"  not an input: {c} ({why})")
+    if res.get('id_columns'): lines.append(f"  id columns (kept in predictions, not inputs): {', '.join(res['id_columns'])}")
+    for w in res.get('warnings', []): lines.append(f"  warning: {w}")
     for name, s in res['splits'].items():
         lines.append(f"{name}: {s['rows']:,} rows, {s['features']} features  ({s['path']})")
         if s.get('missing_share'):
             lines.append('  missing: ' + ', '.join(f"{k} {v:.1%}" for k, v in s['missing_share'].items()))
         if s.get('class_balance'):
             lines.append('  classes: ' + ', '.join(f"{k} {v:.1%}" for k, v in s['class_balance'].items()))
-        for w in s.get('warnings', []): lines.append(f"  warning: {w}")
         lines.append(f"  hash: {s['data_hash']}")
     return '\n'.join(lines)
+
+METRIC_KEYS = ['accuracy', 'balanced_accuracy', 'roc_auc', 'precision', 'recall', 'f1', 'f1_macro', 'brier', 'ece', 'log_loss',
+               'fpr', 'rmse', 'mae', 'r2']
+BASELINE_KEYS = ['accuracy', 'roc_auc', 'log_loss', 'rmse', 'r2']
+
+def _metric_line(m: dict, keys=METRIC_KEYS) -> str:
+    return '  '.join(f"{k} {m[k]:.4f}" for k in keys if isinstance(m.get(k), (int, float)) and not isinstance(m.get(k), bool))
 
 def format_metrics(m: dict) -> str:
     "One line of quality metrics and one per sensitive attribute's fairness gaps."
     if m is None: return '(no metrics)'
-    keys = ['accuracy', 'roc_auc', 'precision', 'recall', 'f1', 'brier', 'ece', 'log_loss', 'fpr', 'rmse', 'mae', 'r2']
-    lines = ['  '.join(f"{k} {m[k]:.4f}" for k in keys if isinstance(m.get(k), (int, float)))]
+    lines = [_metric_line(m)]
+    for name, b in (m.get('baselines') or {}).items():
+        lines.append(f"baseline {name}: " + (f"failed ({b['error']})" if b.get('error') else _metric_line(b, BASELINE_KEYS)))
     for attr, f in (m.get('fairness') or {}).items():
         lines.append(f"fairness {attr}: demographic parity diff {f['demographic_parity_difference']:.3f} "
                      f"(ratio {f['demographic_parity_ratio']:.3f}), equalized odds diff {f['equalized_odds_difference'] or 0:.3f}")

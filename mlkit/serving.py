@@ -15,35 +15,38 @@ from .registry import bentoml_module, resolve, model_path, verify_folder, alias_
 from .predlog import PredictionLog, _encode
 
 # %% auto #0
-__all__ = ['Num', 'Cat', 'OPEN_PATHS', 'record_model', 'response_model', 'request_model', 'request_adapter', 'Scorer',
-           'ServiceMetrics', 'observe_many', 'TickBatcher', 'FastPath', 'GuardMiddleware', 'CanaryRouter',
-           'service_model_ref', 'make_service', 'bentos_dir', 'bentoml_cli', 'serve_args', 'build']
+__all__ = ['Num', 'Cat', 'IdValue', 'Scalar', 'OPEN_PATHS', 'record_model', 'request_model', 'request_adapter', 'response_model',
+           'Scorer', 'strip_dropped', 'echo_ids', 'ServiceMetrics', 'observe_many', 'TickBatcher', 'FastPath',
+           'GuardMiddleware', 'CanaryRouter', 'service_model_ref', 'make_service', 'bentos_dir', 'bentoml_cli',
+           'serve_args', 'build']
 
 # %% ../nbs/07_serving.ipynb #e6d174c1
 import pydantic
 from pydantic import ConfigDict, Field, create_model
 
 Num = Annotated[float, pydantic.Strict(), pydantic.AllowInfNan(False)]
-Cat = Union[pydantic.StrictStr, pydantic.StrictInt]
+Cat = Union[pydantic.StrictStr, pydantic.StrictInt, pydantic.StrictBool]   # booleans are categories too
+IdValue = Union[pydantic.StrictStr, pydantic.StrictInt, Num]
+Scalar = Union[pydantic.StrictStr, pydantic.StrictInt, Num, pydantic.StrictBool]
 
-def record_model(schema: Schema, inputs: list, name: str = 'Record'):
-    "Pydantic model of one raw record: model inputs required, other schema columns optional, no extra fields."
-    fields = {}
-    for i, (col, spec) in enumerate(schema.columns.items()):
-        typ = Num if spec.kind == 'numeric' else Cat
-        desc = (f"{spec.kind}" + (f", seen {spec.min}..{spec.max}" if spec.kind == 'numeric' and spec.min is not None else '')
+def _request_columns(schema: Schema, inputs: list) -> dict:
+    "Every column a request row may carry: name -> (type, required, description, examples)."
+    out = {}
+    for col, spec in schema.columns.items():
+        typ = Num if spec.kind == 'numeric' else pydantic.StrictStr if spec.kind == 'datetime' else Cat
+        desc = (f"{spec.kind}" + (' (ISO 8601 string)' if spec.kind == 'datetime' else '') + (f", seen {spec.min}..{spec.max}" if spec.min is not None else '')
                 + ('' if col in inputs else ' (not a model input: logged only)') + (' [sensitive]' if col in schema.sensitive else ''))
-        examples = None
-        if spec.kind == 'categorical' and spec.categories: examples = spec.categories[:3]
-        default = ... if col in inputs else None
-        fields[f'f{i}'] = (Optional[typ], Field(default, alias=col, description=desc, examples=examples))
-    return create_model(name, __config__=ConfigDict(extra='forbid', populate_by_name=False), **fields)
+        out[col] = (typ, col in inputs, desc, spec.categories[:3] if spec.kind == 'categorical' and spec.categories else None)
+    for col in schema.id_columns: out.setdefault(col, (IdValue, False, 'row id: logged and echoed back as `id`, not a model input', None))
+    for col, why in schema.dropped.items(): out.setdefault(col, (Scalar, False, f'ignored: not a model input ({why})', None))
+    return out
 
-def response_model(task: str, base=None):
-    "The `/predict` answer: model tag, request id, and one prediction per row (`label`+`score`, or `value`)."
-    Pred = create_model('Prediction', label=(str, ...), score=(float, ...)) if task == 'binary' else create_model('Prediction', value=(float, ...))
-    return create_model('PredictResponse', __base__=base or pydantic.BaseModel, model=(str, ...), request_id=(str, ...),
-                        predictions=(list[Pred], ...)), Pred
+# %% ../nbs/07_serving.ipynb #8f17d668
+def record_model(schema: Schema, inputs: list, name: str = 'Record'):
+    "Pydantic model of one raw record: model inputs required, other known columns optional, no extra fields."
+    fields = {f'f{i}': (Optional[typ], Field(... if req else None, alias=col, description=desc, examples=ex))
+              for i, (col, (typ, req, desc, ex)) in enumerate(_request_columns(schema, inputs).items())}
+    return create_model(name, __config__=ConfigDict(extra='forbid', populate_by_name=False), **fields)
 
 def request_model(record, max_rows: int, base=None):
     "The `/predict` body: `{\"rows\": [record, ...]}` with 1 to `max_rows` rows."
@@ -51,16 +54,29 @@ def request_model(record, max_rows: int, base=None):
                         rows=(list[record], Field(..., min_length=1, max_length=max_rows,
                                                   description=f'1 to {max_rows} records as they appear in the data')))
 
+# %% ../nbs/07_serving.ipynb #1e737a0e
 def request_adapter(schema: Schema, inputs: list, max_rows: int):
     "Validates a raw `/predict` body straight into plain dicts: the rules, error locations and title of `request_model`."
     from typing_extensions import TypedDict, Required, NotRequired
-    fields = {col: (Required if col in inputs else NotRequired)[Optional[Num if spec.kind == 'numeric' else Cat]]
-              for col, spec in schema.columns.items()}
+    fields = {col: (Required if req else NotRequired)[Optional[typ]] for col, (typ, req, _, _) in _request_columns(schema, inputs).items()}
     Rec = TypedDict('Record', fields)
     Rec.__pydantic_config__ = ConfigDict(extra='forbid')
     Req = TypedDict('PredictRequest', {'rows': Annotated[list[Rec], Field(min_length=1, max_length=max_rows)]})
     Req.__pydantic_config__ = ConfigDict(extra='forbid')
     return pydantic.TypeAdapter(Req)
+
+# %% ../nbs/07_serving.ipynb #2f04f4db
+def response_model(task: str, base=None, ids: bool = False):
+    "The `/predict` answer model and its per-row `Prediction` model for `task`."
+    f = dict(binary=dict(label=(str, Field(..., description='predicted class')), score=(float, Field(..., description='probability of the positive class'))),
+             multiclass=dict(label=(str, Field(..., description='predicted class')), score=(float, Field(..., description='probability of the predicted class')),
+                             scores=(dict[str, float], Field(..., description='probability of every class'))),
+             regression=dict(value=(float, Field(..., description='predicted value')))).get(task)
+    if f is None: raise MlkitError(f"unknown task {task!r}: expected binary, multiclass or regression")
+    if ids: f['id'] = (Optional[dict[str, IdValue]], Field(None, description="the row's id columns"))
+    Pred = create_model('Prediction', **f)
+    return create_model('PredictResponse', __base__=base or pydantic.BaseModel, model=(str, ...), request_id=(str, ...),
+                        predictions=(list[Pred], ...)), Pred
 
 # %% ../nbs/07_serving.ipynb #94e99890
 class Scorer:
@@ -86,9 +102,14 @@ class Scorer:
     def score(self, records: list) -> list:
         "Score a list of raw records (dicts keyed by column name); return one prediction dict per record."
         out, unknown = self.predictor.predict_records(records, stats=True)
-        if self.predictor.task == 'binary':
-            preds = [dict(label=l, score=s) for l, s in zip(out['label'].astype(str).tolist(), out['score'].astype(float).tolist())]
-        else: preds = [dict(value=v) for v in out['value'].astype(float).tolist()]
+        task = self.predictor.task
+        if task == 'regression': preds = [dict(value=v) for v in out['value'].astype(float).tolist()]
+        else:
+            labels, scores = out['label'].astype(str).tolist(), out['score'].astype(float).tolist()
+            if task == 'binary': preds = [dict(label=l, score=s) for l, s in zip(labels, scores)]
+            else:
+                classes = [str(c) for c in self.predictor.classes]
+                preds = [dict(label=l, score=s, scores=dict(zip(classes, p))) for l, s, p in zip(labels, scores, out['proba'].astype(float).tolist())]
         if self.metrics: self.metrics.observe(self.tag, preds, unknown)
         return preds
 
@@ -98,6 +119,16 @@ class Scorer:
         if shadow: extra['shadow'] = True
         self.log.append([dict(ts=ts, request_id=request_id, model=self.tag, inputs=r, **p, **extra) for r, p in zip(records, preds)])
 
+# %% ../nbs/07_serving.ipynb #1e059a02
+def strip_dropped(records: list, dropped) -> list:
+    "The records without the `dropped` columns (the same list when there are none)."
+    if not dropped: return records
+    return [{k: v for k, v in r.items() if k not in dropped} for r in records]
+
+def echo_ids(records: list, preds: list, ids: list) -> list:
+    "Each prediction with `id`: the record's non-null `ids` columns (None when it has none)."
+    return [dict(p, id={c: r[c] for c in ids if r.get(c) is not None} or None) for r, p in zip(records, preds)]
+
 # %% ../nbs/07_serving.ipynb #d103df46
 class ServiceMetrics:
     "mlkit's Prometheus metrics, registered through `bentoml.metrics` (exported on BentoML's /metrics)."
@@ -105,7 +136,7 @@ class ServiceMetrics:
         m = bentoml_module().metrics
         self.predictions = m.Counter(name='mlkit_predictions', documentation='Scored rows by model and label', labelnames=['model', 'label'])
         self.unknown = m.Counter(name='mlkit_unknown_category', documentation='Category values unseen in training (mapped to the unknown bucket)', labelnames=['model', 'column'])
-        self.scores = m.Histogram(name='mlkit_score', documentation='Positive-class score (or regression value) of scored rows', labelnames=['model'],
+        self.scores = m.Histogram(name='mlkit_score', documentation='Positive-class score (binary), predicted-class probability (multiclass) or value (regression) of scored rows', labelnames=['model'],
                                   buckets=[i / 10 for i in range(1, 11)])
         self.rejected = m.Counter(name='mlkit_rejected_requests', documentation='Requests refused with a 4xx, by reason', labelnames=['reason'])
         self.batch_rows = m.Histogram(name='mlkit_batch_rows', documentation='Rows per model call (requests scored together)',
@@ -305,15 +336,16 @@ def make_service(model=None, alias=None, entry_dir=None, max_rows=None, max_batc
         tag = resolve(ref)
         folder = model_path(tag)
     schema = Schema.load(folder/'schema.json')
-    transform = json.loads((folder/'transform.json').read_text())
-    inputs = list(transform['numeric']) + list(transform['categorical'])
+    from mlkit.features import FeatureTransform
+    inputs = FeatureTransform.load(folder/'transform.json').inputs
+    ids, dropped = list(schema.id_columns), set(schema.dropped)
     max_rows = int(max_rows or os.environ.get('MLKIT_MAX_ROWS', 1000))
     max_batch = int(max_batch_size or os.environ.get('MLKIT_MAX_BATCH_SIZE', 512))
     workers = workers or os.environ.get('MLKIT_WORKERS') or 1
     workers = workers if workers == 'cpu_count' else int(workers)
     Record = record_model(schema, inputs)
     Request = request_model(Record, max_rows, base=bentoml.IODescriptor)
-    Response, Pred = response_model(schema.task, base=bentoml.IODescriptor)
+    Response, Pred = response_model(schema.task, base=bentoml.IODescriptor, ids=bool(ids))
     adapter = request_adapter(schema, inputs, max_rows)
     log = logging.getLogger('mlkit.serving')
 
@@ -357,6 +389,7 @@ def make_service(model=None, alias=None, entry_dir=None, max_rows=None, max_batc
         async def _predict(self, records: list, rid: str) -> tuple:
             "Score `records` (plain dicts) with production or the canary, log them; return (model tag, predictions)."
             t0 = time.perf_counter()
+            records = strip_dropped(records, dropped)
             cand = self.canary.candidate() if self.canary else None
             use_cand = cand is not None and self.canary.mode == 'canary' and self.canary.pick()
             answer = self.scorer
@@ -372,7 +405,7 @@ def make_service(model=None, alias=None, entry_dir=None, max_rows=None, max_batc
                     sp = await self._score(cand, records)
                     cand.log_rows(rid, records, sp, latency_ms=(time.perf_counter() - t1) * 1000, shadow=True)
                 except Exception as e: self.canary.log_error(cand.tag, rid, e)
-            return answer.tag, preds
+            return answer.tag, (echo_ids(records, preds, ids) if ids else preds)
 
         async def handle(self, body: bytes, headers: dict) -> tuple:
             "The fast path of `POST /predict` (see `GuardMiddleware`): (status, JSON body, extra headers)."

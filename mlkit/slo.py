@@ -11,8 +11,8 @@ from pathlib import Path
 from .config import MlkitError, UsageError, Settings, load_settings, settings_file, reports_dir
 
 # %% auto #0
-__all__ = ['RUNBOOKS', 'model_settings', 'parse_metrics', 'request_slis', 'latest_monitor', 'compute_slos', 'format_slos',
-           'alert_rules', 'monitor_gauges', 'dashboards', 'export_ops']
+__all__ = ['RUNBOOKS', 'model_settings', 'parse_metrics', 'request_slis', 'latest_monitor', 'accuracy_floor', 'compute_slos',
+           'format_slos', 'alert_rules', 'monitor_gauges', 'dashboards', 'export_ops']
 
 # %% ../nbs/08b_slo.ipynb #d11f558b
 def model_settings(name: str|None = None, **overrides) -> Settings:
@@ -74,7 +74,9 @@ def _ratio(name, value, target, unit=''):
                 error_budget_left=round(1 - burn, 6), burn_rate=round(burn, 4))
 
 def _bound(name, value, objective, higher_is_better: bool):
-    if value is None: return dict(sli=name, value=None, objective=objective, met=None, margin=None, note='no data')
+    if value is None or objective is None:
+        return dict(sli=name, value=None if value is None else round(float(value), 6), objective=objective, met=None, margin=None,
+                    note='no data' if value is None else 'no objective')
     met = value >= objective if higher_is_better else value <= objective
     return dict(sli=name, value=round(float(value), 6), objective=objective, met=bool(met),
                 margin=round((value - objective) if higher_is_better else (objective - value), 6))
@@ -87,6 +89,10 @@ def latest_monitor(model: str|None = None) -> dict|None:
         if model is None or r.get('model') == model: return r
     return None
 
+def accuracy_floor(monitor: dict, s: Settings) -> float|None:
+    "The accuracy objective: the monitor's floor (the model's evaluated accuracy less `max_quality_drop`, or `min_accuracy`)."
+    return (monitor.get('thresholds') or {}).get('accuracy_floor', s.min_accuracy)
+
 def compute_slos(metrics_text: str|None, monitor: dict|None, s: Settings) -> list:
     "Every SLI against its objective."
     out = []
@@ -96,7 +102,7 @@ def compute_slos(metrics_text: str|None, monitor: dict|None, s: Settings) -> lis
     out.append(_bound('latency_p95_ms', req.get('latency_p95_ms'), s.slo_latency_p95_ms, higher_is_better=False))
     m = monitor or {}
     acc = (m.get('quality') or {}).get('accuracy')
-    out.append(_bound('accuracy', acc, s.min_accuracy, True))
+    out.append(_bound('accuracy', acc, accuracy_floor(m, s), True))
     out.append(_bound('drift_share', m.get('drift_share'), s.max_drift_share, False))
     comp = m.get('completeness') or {}
     out.append(_bound('completeness(min feature)', min(comp.values()) if comp else None, s.min_completeness, True))
@@ -111,7 +117,7 @@ def format_slos(rows: list) -> str:
         v = '-' if r['value'] is None else f"{r['value']:.4f}"
         met = '-' if r['met'] is None else ('yes' if r['met'] else 'NO')
         bl = r.get('error_budget_left'); br = r.get('burn_rate')
-        lines.append(f"{r['sli']:26} {v:>12} {r['objective']:>10g} {met:>5} {'-' if bl is None else f'{bl:.1%}':>12} {'-' if br is None else f'{br:.2f}':>8}")
+        lines.append(f"{r['sli']:26} {v:>12} {'-' if r['objective'] is None else format(r['objective'], 'g'):>10} {met:>5} {'-' if bl is None else f'{bl:.1%}':>12} {'-' if br is None else f'{br:.2f}':>8}")
     return '\n'.join(lines)
 
 # %% ../nbs/08b_slo.ipynb #5f4f0eb7
@@ -142,7 +148,8 @@ def alert_rules(s: Settings, runbook_base: str = 'docs/runbooks') -> dict:
     model_rules = [
         ('MlkitDataDrift', f'mlkit_drift_share > {s.max_drift_share}', 'ticket', 'drift', 'Share of drifted features above the threshold'),
         ('MlkitPredictionDrift', f'mlkit_prediction_drift_score > {s.prediction_drift_threshold}', 'ticket', 'drift', "The model's score distribution drifted"),
-        ('MlkitAccuracyLow', f'mlkit_accuracy < {s.min_accuracy}', 'page', 'accuracy', 'Accuracy on labelled live traffic below the objective'),
+        ('MlkitAccuracyLow', 'mlkit_accuracy < on(model) mlkit_accuracy_floor' if s.min_accuracy is None else f'mlkit_accuracy < {s.min_accuracy}',
+         'page', 'accuracy', 'Accuracy on labelled live traffic below the objective'),
         ('MlkitFairnessGap', f'mlkit_fairness_gap > {s.max_fairness_gap}', 'ticket', 'fairness', 'A fairness gap above the maximum'),
         ('MlkitFeatureDropout', f'mlkit_feature_completeness < {s.min_completeness}', 'page', 'completeness', 'A feature is mostly missing in live data'),
         ('MlkitDataStale', f'mlkit_data_age_hours > {s.max_staleness_hours}', 'ticket', 'freshness', 'No fresh data reached the monitor'),
@@ -165,6 +172,7 @@ def monitor_gauges(m: dict) -> str:
     g('mlkit_drift_share', m.get('drift_share'), 'Share of drifted features')
     g('mlkit_prediction_drift_score', (m.get('prediction_drift') or {}).get('score'), 'Drift score of the model score')
     g('mlkit_accuracy', (m.get('quality') or {}).get('accuracy'), 'Accuracy on labelled live data')
+    g('mlkit_accuracy_floor', (m.get('thresholds') or {}).get('accuracy_floor'), "Accuracy objective: the model's evaluated accuracy less the allowed drop")
     for attr, f in (m.get('fairness') or {}).items():
         gap = max(v for v in (f.get('demographic_parity_difference'), f.get('equalized_odds_difference')) if v is not None)
         g('mlkit_fairness_gap', gap, 'Largest fairness gap per sensitive attribute', attribute=attr)

@@ -15,7 +15,9 @@ def home(tmp_path_factory):
             "r = fit(tr.sample(4000, random_state=0), s, TrainParams(max_epochs=3), progress=False, logger=False)\n"
             f"d = {str(h / 'm')!r}; r.predictor.save(d); s.save(d + '/schema.json')\n"
             "reference_sample(tr, 4000).to_parquet(d + '/reference.parquet')\n"
-            "t = register(d, 'adult', {'metrics': {'accuracy': 0.83, 'fairness': {}}}); promote(t); print(t)")
+            "from mlkit.metrics import evaluate_predictions\n"     # its evaluation: the baseline of the relative quality rules
+            "ho = te.sample(3000, random_state=99); m = evaluate_predictions(r.predictor.transform.encode_target(ho[ADULT_TARGET]), r.predictor.predict(ho)['score'])\n"
+            "t = register(d, 'adult', {'metrics': {'accuracy': m['accuracy'], 'roc_auc': m['roc_auc'], 'fairness': {}}}); promote(t); print(t)")
     env = {**os.environ, 'MLKIT_HOME': str(h)}; env.pop('BENTOML_HOME', None)
     out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -26,7 +28,7 @@ def env(home, monkeypatch):
     monkeypatch.setenv('MLKIT_HOME', str(home[0])); monkeypatch.delenv('BENTOML_HOME', raising=False)
     return {**os.environ}
 
-LOOSE = ['-t', 'max_fairness_gap', '1', '-t', 'min_accuracy', '0.5']
+LOOSE = ['-t', 'max_fairness_gap', '1']
 
 def run_monitor(env, *args):
     r = subprocess.run(mlkit_cmd('monitor', *args, '--json'), capture_output=True, text=True, env=env, timeout=600)
@@ -126,3 +128,112 @@ def test_workspace_history(env, home, tmp_path):
     ws = Workspace(str(home[0]/'evidently'))
     proj = [x for x in ws.list_projects() if x.name == 'mlkit-adult']
     assert proj and len(ws.list_runs(proj[0].id)) >= 2
+
+# --- multiclass and regression, the relative quality rules ----------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def mc_home(tmp_path_factory):
+    from test_serving import register_colours
+    h = tmp_path_factory.mktemp('mcmon')
+    return h, register_colours(h)
+
+@pytest.fixture
+def mc_env(mc_home, monkeypatch):
+    monkeypatch.setenv('MLKIT_HOME', str(mc_home[0])); monkeypatch.delenv('BENTOML_HOME', raising=False)
+    return {**os.environ}
+
+def test_multiclass_class_mix_drift_and_quality(mc_env, mc_home, tmp_path):
+    "Same class mix: no prediction drift, quality and fairness per class; a shifted mix drifts (CLI, through the workflow)."
+    from test_serving import colours, COLOURS
+    from mlkit.monitoring import monitor
+    p = tmp_path/'same.csv'; colours(500, seed=5).to_csv(p, index=False)
+    res = monitor(p, workspace=False, max_fairness_gap=1.0)
+    pdr = res['prediction_drift']
+    assert res['task'] == 'multiclass' and (pdr['test'], pdr['column'], pdr['drifted']) == ('jensenshannon', 'prediction', False)
+    assert set(pdr['classes']) == set(COLOURS) and abs(sum(c['current'] for c in pdr['classes'].values()) - 1) < 1e-6
+    q = res['quality']
+    assert q['labelled_rows'] == 500 and set(q['headline']) == {'accuracy', 'balanced_accuracy', 'f1_macro'} and q['classes'] == COLOURS
+    assert q['accuracy'] > 0.6 and set(q['per_class']) == set(COLOURS) and 'accuracy' in q['change']
+    assert res['baseline'] and set(res['baseline']) == {'accuracy', 'balanced_accuracy', 'f1_macro'}
+    assert not [b for b in res['breaches'] if b['name'] in ('prediction_drift', 'accuracy_drop')], res['breaches']
+    f = res['fairness']['sex']
+    assert {'demographic_parity_difference', 'demographic_parity_ratio', 'equalized_odds_difference', 'groups'} <= set(f)
+    assert set(f['groups']) == {'F', 'M'} and set(f['groups']['F']['selection_rate']) == set(COLOURS)
+    s = tmp_path/'shift.csv'; colours(500, seed=6, mix=(0.1, 0.2, 0.7)).to_csv(s, index=False)
+    r, res2 = run_monitor(mc_env, '--current', s, *LOOSE)
+    assert r.returncode == 3, r.stderr[-2000:]
+    assert res2['prediction_drift']['drifted'] and 'prediction_drift' in {b['name'] for b in res2['breaches']}
+    assert res2['prediction_drift']['classes']['blue']['current'] > res2['prediction_drift']['classes']['blue']['reference'] + 0.2   # mix is (red, green, blue)
+    assert (Path(res2['out_dir'])/'monitor.ipynb').stat().st_size > 0
+
+def test_multiclass_from_log_uses_logged_scores(mc_env, mc_home, tmp_path):
+    "After real traffic: quality from the logged class probabilities equals the model's on the same rows; labels by request id."
+    from test_serving import start_server, stop, colours, records
+    from mlkit.monitoring import monitor
+    from mlkit.registry import load_predictor
+    from mlkit.metrics import evaluate_predictions
+    df = colours(200, seed=7)
+    p, url = start_server(mc_home[0])
+    try:
+        for i in range(200):
+            r = httpx.post(url + '/predict', json={'rows': records(df.drop(columns=['colour']).iloc[[i]])}, headers={'X-Request-ID': f'log-{i}'}, timeout=30)
+            assert r.status_code == 200
+    finally: stop(p)
+    labels = tmp_path/'labels.csv'
+    pd.DataFrame({'request_id': [f'log-{i}' for i in range(200)], 'colour': df.colour}).to_csv(labels, index=False)
+    res = monitor(from_log=True, labels=labels, workspace=False, max_fairness_gap=1.0)
+    assert res['source'] == 'log' and res['rows'] >= 200 and res['quality']['labelled_rows'] == 200
+    _, pred = load_predictor(mc_home[1])
+    off = evaluate_predictions(df.colour.to_numpy(), pred.predict(df)['proba'], task='multiclass', classes=pred.classes)
+    assert res['quality']['accuracy'] == pytest.approx(off['accuracy'], abs=1e-9)
+    assert res['quality']['log_loss'] == pytest.approx(off['log_loss'], abs=1e-6)
+    assert not res['prediction_drift']['drifted']
+
+def test_relative_accuracy_breach(mc_env, mc_home, tmp_path):
+    "Live accuracy more than max_quality_drop below the evaluated accuracy breaches; within it, not; min_accuracy is optional."
+    from test_serving import colours
+    from mlkit.monitoring import monitor
+    from mlkit.registry import register
+    p = tmp_path/'cur.csv'; colours(400, seed=8).to_csv(p, index=False)
+    acc = monitor(p, workspace=False)['quality']['accuracy']
+    src = mc_home[0]/'colours'          # the trained folder register_colours registered
+    for claimed, drop, breached in ((acc + 0.04, 0.05, False), (acc + 0.08, 0.05, True), (acc + 0.08, 0.1, False)):
+        tag = register(src, 'colours-card', {'metrics': {'accuracy': claimed}})
+        res = monitor(p, model=tag, workspace=False, max_quality_drop=drop)
+        names = {b['name'] for b in res['breaches']}
+        assert ('accuracy_drop' in names) == breached, (claimed, drop, res['breaches'])
+        assert res['quality']['accuracy'] == pytest.approx(acc)
+    b = [b for b in monitor(p, model=tag, workspace=False)['breaches'] if b['name'] == 'accuracy_drop'][0]
+    assert b['value'] == pytest.approx(acc, abs=1e-6) and b['threshold'] == pytest.approx(acc + 0.08 - 0.05, abs=1e-6)
+    assert 'accuracy_drop' in b['message'] and f"{acc:.4f}" in b['message']
+    assert 'min_accuracy' in {b['name'] for b in monitor(p, model=tag, workspace=False, min_accuracy=acc + 0.01)['breaches']}
+
+def test_regression_monitoring_reports_rmse(tmp_path, monkeypatch):
+    "A regression model: quality is rmse/mae/r2 (no accuracy); labels far off breach rmse_rise; value drift on the prediction."
+    home = tmp_path/'rhome'
+    code = ("import numpy as np, pandas as pd\n"
+            "from mlkit.data import infer_schema; from mlkit.train import fit, TrainParams; from mlkit.metrics import evaluate_predictions\n"
+            "from mlkit.registry import register, promote; from mlkit.monitoring import reference_sample\n"
+            "def t(n, seed):\n"
+            "    rng = np.random.default_rng(seed); x = rng.normal(0, 1, n); c = rng.choice(['a', 'b'], n)\n"
+            "    return pd.DataFrame(dict(x=x, c=c, y=3 * x + np.where(c == 'a', 1.0, -1.0) + rng.normal(0, 0.3, n)))\n"
+            "tr, ho = t(800, 0), t(400, 9); s = infer_schema(tr, 'y')\n"
+            "r = fit(tr, s, TrainParams(max_epochs=5), progress=False, logger=False)\n"
+            f"d = {str(home / 'm')!r}; r.predictor.save(d); s.save(d + '/schema.json'); reference_sample(tr, 800).to_parquet(d + '/reference.parquet')\n"
+            "m = evaluate_predictions(ho.y.to_numpy(), r.predictor.predict(ho)['value'], task='regression')\n"
+            "t(400, 5).to_csv(d + '/../cur.csv', index=False); t(400, 5).assign(y=lambda f: f.y + 3 * m['rmse']).to_csv(d + '/../off.csv', index=False)\n"
+            "tag = register(d, 'reg', {'metrics': {k: m[k] for k in ('rmse', 'mae', 'r2')}}); promote(tag); print(tag)")
+    env = {**os.environ, 'MLKIT_HOME': str(home)}; env.pop('BENTOML_HOME', None)
+    out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    monkeypatch.setenv('MLKIT_HOME', str(home)); monkeypatch.delenv('BENTOML_HOME', raising=False)
+    from mlkit.monitoring import monitor, quality_line
+    res = monitor(home/'cur.csv', workspace=False)
+    q = res['quality']
+    assert res['task'] == 'regression' and set(q['headline']) == {'rmse', 'mae', 'r2'} and 'accuracy' not in q
+    assert q['rmse'] > 0 and q['mae'] > 0 and q['r2'] > 0.5 and res['baseline'] and 'rmse' in res['baseline']
+    assert (res['prediction_drift']['test'], res['prediction_drift']['column'], res['prediction_drift']['drifted']) == ('wasserstein', 'score', False)
+    assert res['breaches'] == [] and quality_line(res).startswith('rmse ')
+    off = monitor(home/'off.csv', workspace=False)
+    b = [b for b in off['breaches'] if b['name'] == 'rmse_rise']
+    assert b and b[0]['value'] > b[0]['threshold'] == pytest.approx(res['baseline']['rmse'] * 1.25, rel=1e-6)

@@ -158,15 +158,18 @@ def test_auth_token(home, rows):
         assert httpx.get(url + '/readyz').status_code == 200
     finally: stop(p)
 
-def _answers(url, rec):
+def _answers(url, rec, num='age', cat='native_country', optional='sex', ids=None):
     "Status and JSON answer of /predict for valid and invalid bodies (fixed request ids)."
     cases = {
-        'valid': {'rows': [rec, {**rec, 'native_country': 'Atlantis'}, {k: v for k, v in rec.items() if k != 'sex'}]},
-        'missing': {'rows': [{k: v for k, v in rec.items() if k != 'age'}]},
-        'wrong_type': {'rows': [{**rec, 'hours_per_week': 'forty'}, {**rec, 'workclass': 1.5}]},
+        'valid': {'rows': [rec, {**rec, cat: 'Atlantis'}, {k: v for k, v in rec.items() if k != optional}]},
+        'missing': {'rows': [{k: v for k, v in rec.items() if k != num}]},
+        'wrong_type': {'rows': [{**rec, num: 'forty'}, {**rec, cat: 1.5}]},
         'extra': {'rows': [{**rec, 'salary': 1}]},
         'empty': {'rows': []}, 'too_many': {'rows': [rec] * 1001}, 'not_object': [1, 2], 'no_rows': {}, 'rows_not_list': {'rows': 3},
     }
+    if ids:
+        cases['ids'] = {'rows': [{**rec, ids: 7}, {**rec, ids: 'A-7'}, {k: v for k, v in rec.items() if k != ids}]}
+        cases['bad_id'] = {'rows': [{**rec, ids: [1]}]}
     out = {}
     for k, body in cases.items():
         r = post(url, body, headers={'X-Request-ID': f'req-{k}'})
@@ -174,6 +177,26 @@ def _answers(url, rec):
     r = post(url, '{"rows": [{"age": 25')
     out['malformed'] = (r.status_code, r.json()['error'].split(':')[0], None)
     return out
+
+def _assert_same_answers(fast, slow, tag):
+    "The fast path's answers equal BentoML's endpoint's: statuses, predictions (every field), errors."
+    assert fast.keys() == slow.keys()
+    for k in fast:
+        assert fast[k][0] == slow[k][0], (k, fast[k], slow[k])
+        if fast[k][0] == 200:
+            a, b = fast[k][1], slow[k][1]
+            assert a['model'] == b['model'] == tag and a['request_id'] == b['request_id'] == f'req-{k}' == fast[k][2] == slow[k][2]
+            assert len(a['predictions']) == len(b['predictions']) > 0
+            for x, y in zip(a['predictions'], b['predictions']):
+                assert x.keys() == y.keys(), (x, y)
+                for f in x:
+                    if f in ('score', 'value'): assert abs(x[f] - y[f]) < 1e-6
+                    elif f == 'scores': assert x[f].keys() == y[f].keys() and all(abs(x[f][c] - y[f][c]) < 1e-6 for c in x[f])
+                    else: assert x[f] == y[f], (f, x, y)
+        elif k == 'malformed': assert fast[k][1] == slow[k][1] == 'malformed JSON body'
+        else:   # same error line, locations and types (a non-object record: 'dict_type' vs the model's 'model_type')
+            norm = lambda a: (a['error'], [(tuple(d['loc']), d['type'].replace('dict_type', 'model_type')) for d in a['detail']])
+            assert norm(fast[k][1]) == norm(slow[k][1]), (k, fast[k][1], slow[k][1])
 
 def test_fast_path_answers_as_the_bentoml_endpoint(server, home, rows):
     "The fast path (default) and BentoML's own endpoint (MLKIT_FAST_PATH=0, here with 2 workers) give the same answers."
@@ -183,18 +206,8 @@ def test_fast_path_answers_as_the_bentoml_endpoint(server, home, rows):
     p, url2 = start_server(home[0], MLKIT_FAST_PATH='0', MLKIT_WORKERS='2')
     try: slow = _answers(url2, rec)
     finally: stop(p)
-    assert fast.keys() == slow.keys()
-    for k in fast:
-        assert fast[k][0] == slow[k][0], (k, fast[k], slow[k])
-        if k == 'valid':
-            a, b = fast[k][1], slow[k][1]
-            assert a['model'] == b['model'] == tag and a['request_id'] == b['request_id'] == 'req-valid' == fast[k][2] == slow[k][2]
-            np.testing.assert_allclose([x['score'] for x in a['predictions']], [x['score'] for x in b['predictions']], atol=1e-6)
-            assert [x['label'] for x in a['predictions']] == [x['label'] for x in b['predictions']]
-        elif k == 'malformed': assert fast[k][1] == slow[k][1] == 'malformed JSON body'
-        else:   # same error line, locations and types (a non-object record: 'dict_type' vs the model's 'model_type')
-            norm = lambda a: (a['error'], [(tuple(d['loc']), d['type'].replace('dict_type', 'model_type')) for d in a['detail']])
-            assert norm(fast[k][1]) == norm(slow[k][1]), (k, fast[k][1], slow[k][1])
+    _assert_same_answers(fast, slow, tag)
+    assert set(fast['valid'][1]['predictions'][0]) == {'label', 'score'}
     m = httpx.get(url + '/metrics').text   # after other servers started on the same home: their metrics are kept apart
     rej = {l.split('reason="')[1].split('"')[0]: float(l.split()[-1]) for l in m.splitlines() if l.startswith('mlkit_rejected_requests_total{')}
     assert rej.get('validation', 0) >= 7 and rej.get('malformed_json', 0) >= 1, rej
@@ -215,3 +228,82 @@ def test_workers_append_whole_lines_to_one_log(home, rows, monkeypatch):
     mine = [json.loads(l) for l in lines if '"w2-' in l]    # json.loads fails on a torn or interleaved line
     assert len(mine) == sum(1 + i % 7 for i in range(300))
     assert {r['request_id'] for r in mine} == {f'w2-{i}' for i in range(300)}
+
+# --- multiclass -----------------------------------------------------------------------------------------------------
+
+COLOURS = ['blue', 'green', 'red']
+
+def colours(n, seed=0, mix=(0.4, 0.35, 0.25)):
+    "A three-class table: the colour from a noisy number and a shop; an order id, a sensitive column, a note to drop."
+    rng = np.random.default_rng(seed)
+    y = rng.choice(['red', 'green', 'blue'], n, p=list(mix))
+    x1 = np.select([y == 'red', y == 'green'], [0.0, 2.0], 4.0) + rng.normal(0, 0.8, n)
+    shop = np.where(y == 'blue', 'north', rng.choice(['north', 'south', 'east'], n))
+    return pd.DataFrame(dict(order_id=np.arange(n) + 100_000 * seed, x1=x1, x2=rng.normal(0, 1, n), shop=shop,
+                             sex=rng.choice(['F', 'M'], n), note=[f'call {i}' for i in range(n)], colour=y))
+
+def register_colours(home, name='colours', epochs=3):
+    "Train the colours model in a subprocess with MLKIT_HOME=home, register it with its held-out evaluation, promote it."
+    code = ("import sys; sys.path.insert(0, %r)\n"
+            "from test_serving import colours\n"
+            "from mlkit.data import infer_schema; from mlkit.train import fit, TrainParams; from mlkit.metrics import evaluate_predictions\n"
+            "from mlkit.registry import register, promote; from mlkit.monitoring import reference_sample\n"
+            "tr, ho = colours(800), colours(600, seed=9)\n"
+            "s = infer_schema(tr, 'colour', ['sex'], id_columns=['order_id'], drop=['note'])\n"
+            "r = fit(tr, s, TrainParams(max_epochs=%d), progress=False, logger=False)\n"
+            "d = %r; r.predictor.save(d); s.save(d + '/schema.json'); reference_sample(tr, 800).to_parquet(d + '/reference.parquet')\n"
+            "m = evaluate_predictions(ho.colour.to_numpy(), r.predictor.predict(ho)['proba'], task='multiclass', classes=r.predictor.classes)\n"
+            "t = register(d, %r, {'metrics': {k: m[k] for k in ('accuracy', 'balanced_accuracy', 'f1_macro')}}); promote(t); print(t)"
+            ) % (str(Path(__file__).parent), epochs, str(Path(home)/name), name)
+    env = {**os.environ, 'MLKIT_HOME': str(home)}; env.pop('BENTOML_HOME', None)
+    out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip().splitlines()[-1]
+
+@pytest.fixture(scope='module')
+def mc_home(tmp_path_factory):
+    h = tmp_path_factory.mktemp('mchome')
+    return h, register_colours(h)
+
+def test_multiclass_answers_label_score_scores_on_both_paths(mc_home, monkeypatch):
+    "Multiclass: every class's probability (sum 1), the top one as score and label, ids echoed, the dropped note ignored; both paths agree."
+    home, tag = mc_home
+    df = colours(40, seed=1)
+    rec = records(df.drop(columns=['colour']).head(1))[0]
+    p, url = start_server(home)
+    try:
+        r = post(url, {'rows': records(df.drop(columns=['colour']))}, headers={'X-Request-ID': 'mc-1'})
+        fast = _answers(url, rec, num='x1', cat='shop', optional='note', ids='order_id')
+        metrics = httpx.get(url + '/metrics').text
+    finally: stop(p)
+    p, url2 = start_server(home, MLKIT_FAST_PATH='0')
+    try: slow = _answers(url2, rec, num='x1', cat='shop', optional='note', ids='order_id')
+    finally: stop(p)
+    assert r.status_code == 200, r.text
+    preds = r.json()['predictions']
+    assert len(preds) == 40 and all(set(x) == {'label', 'score', 'scores', 'id'} for x in preds)
+    for x, oid in zip(preds, df.order_id):
+        assert list(x['scores']) == COLOURS and abs(sum(x['scores'].values()) - 1) < 1e-5
+        assert x['score'] == max(x['scores'].values()) and x['label'] == max(x['scores'], key=x['scores'].get)
+        assert x['id'] == {'order_id': int(oid)}
+    monkeypatch.setenv('MLKIT_HOME', str(home)); monkeypatch.delenv('BENTOML_HOME', raising=False)
+    from mlkit.registry import load_predictor
+    _, pred = load_predictor(tag)
+    off = pred.predict(df)
+    assert [x['label'] for x in preds] == off['label'].tolist()
+    np.testing.assert_allclose([[x['scores'][c] for c in COLOURS] for x in preds], off['proba'], atol=1e-6)
+    assert (off['label'] == df.colour).mean() > 0.6          # the model learned something: the answers are not all one class
+    _assert_same_answers(fast, slow, tag)
+    assert [x['id'] for x in fast['ids'][1]['predictions']] == [{'order_id': 7}, {'order_id': 'A-7'}, None]
+    assert fast['bad_id'][0] == 400 and 'order_id' in json.dumps(fast['bad_id'][1])
+    assert fast['extra'][0] == 400
+    counts = {l.split('label="')[1].split('"')[0]: float(l.split()[-1]) for l in metrics.splitlines()
+              if l.startswith('mlkit_predictions_total{') and tag in l}
+    assert set(counts) <= set(COLOURS) and sum(counts.values()) >= 40
+    assert sum(counts.get(c, 0) for c in COLOURS) == sum(counts.values())
+    from mlkit.predlog import read_prediction_log
+    log = read_prediction_log()
+    mine = log[log.request_id == 'mc-1']
+    assert len(mine) == 40 and mine.order_id.tolist() == df.order_id.tolist()
+    assert mine.label.tolist() == off['label'].tolist() and mine.scores.tolist() == [x['scores'] for x in preds]
+    assert 'note' not in log.columns or log.note.isna().all()     # dropped: neither scored nor logged

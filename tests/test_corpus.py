@@ -1,0 +1,80 @@
+"""Every corpus table (tests/corpus.py: scikit-learn's bundled tables and generated messy ones) through the stages:
+discovery validation, task inference, training, evaluation with baselines, and the serving path's scoring.
+A few hundred rows and 2 epochs each, so the suite stays fast; `make corpus` runs the full `mlkit run` on each."""
+import json, os, subprocess
+from pathlib import Path
+import numpy as np, pandas as pd
+import pytest
+from conftest import mlkit_cmd
+import corpus
+from mlkit.data import load_for_run
+from mlkit.train import fit, TrainParams
+from mlkit.model import Predictor
+from mlkit.metrics import fit_baselines, primary_metric
+from mlkit.runs import evaluate_predictor
+
+ROWS = 300
+
+@pytest.fixture(scope='module')
+def corpus_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp('corpus')
+
+@pytest.mark.parametrize('name', list(corpus.TABLES))
+def test_table_through_the_stages(name, corpus_dir):
+    t = corpus.TABLES[name]
+    path = corpus.write_table(name, corpus_dir, n_rows=ROWS, seed=0)
+    train, test, schema, rep = load_for_run(path, t.target, t.sensitive, report=True)
+    # discovery: usable data is never an error, and the task is the one the table was built for
+    assert rep.ok, str(rep)
+    assert schema.task == t.task, (schema.task, schema.task_reason)
+    assert schema.task_reason
+    if t.n_classes: assert len(schema.classes) == t.n_classes
+    assert t.target not in schema.columns and not set(schema.dropped) & set(schema.columns)
+    res = fit(train, schema, TrainParams(max_epochs=2), progress=False, logger=False)
+    m, preds = evaluate_predictor(res.predictor, test, schema)
+    m['baselines'] = fit_baselines(train, test, schema, seed=0)
+    key, _ = primary_metric(schema.task)
+    assert isinstance(m[key], float) and np.isfinite(m[key])
+    assert set(m['baselines']) == {'trivial', 'linear', 'hist_gradient_boosting'}
+    for b in m['baselines'].values(): assert not b.get('error') and np.isfinite(b[key]), m['baselines']
+    assert len(preds) == test[t.target].notna().sum()
+    if schema.task == 'multiclass': assert {f'p_{c}' for c in schema.classes} <= set(preds.columns)
+    # the serving path: the saved model, loaded and traced, scores JSON records as the in-memory model scores frames
+    d = corpus_dir/f'{name}-model'; res.predictor.save(d)
+    served = Predictor.load(d).optimize()
+    rows = test.drop(columns=[t.target]).head(20)
+    recs = json.loads(rows.to_json(orient='records', date_format='iso'))
+    got, want = served.predict_records(recs), res.predictor.predict(rows)
+    if schema.task == 'regression': np.testing.assert_allclose(got['value'], want['value'], rtol=1e-4, atol=1e-4)
+    else:
+        np.testing.assert_allclose(got['score'], want['score'], atol=1e-5)
+        assert list(got['label']) == list(want['label']) and set(got['label']) <= set(schema.classes)
+
+def test_discovery_drops_what_cannot_be_an_input(corpus_dir):
+    "The generated tables' constant, ID-like and free-text columns are dropped with a reason; real features stay."
+    reasons = {}
+    for name in ('churn', 'credit', 'tickets', 'sensors', 'digits'):
+        t = corpus.TABLES[name]
+        _, _, schema, rep = load_for_run(corpus.write_table(name, corpus_dir, n_rows=ROWS), t.target, t.sensitive, report=True)
+        reasons.update({f'{name}.{c}': why for c, why in schema.dropped.items()})
+        assert any(p.severity == 'warning' for p in rep.problems) or not schema.dropped
+    whys = set(reasons.values())
+    assert {'constant', 'id-like'} <= whys, reasons
+    assert any(k.startswith('digits.') and v == 'constant' for k, v in reasons.items()), reasons
+
+def test_multiclass_table_through_mlkit_run(tmp_path):
+    "One multiclass table runs the whole main job: validate, train, evaluate with baselines, gates, serve, monitor."
+    path = corpus.write_table('iris', tmp_path)
+    env = {**os.environ, 'MLKIT_HOME': str(tmp_path/'home'), 'MLKIT_REPORTS': str(tmp_path/'reports'), 'WANDB_MODE': 'disabled'}
+    env.pop('BENTOML_HOME', None)
+    r = subprocess.run(mlkit_cmd('run', '--data', path, '--target', 'species', '-p', 'max_epochs', '3', '--simulate-rows', '60', '--no-build'),
+                       capture_output=True, text=True, env=env, timeout=900)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-3000:]
+    s = json.loads(next((tmp_path/'reports'/'runs').glob('run-*/summary.json')).read_text())
+    assert s['status'] == 'succeeded' and s['data']['task'] == 'multiclass'
+    assert set(s['baselines']) == {'trivial', 'linear', 'hist_gradient_boosting'}
+    assert {'vs_trivial', 'calibration'} <= {g['gate'] for g in s['gates']} and any(g['gate'].startswith('vs_baseline:') for g in s['gates'])
+    assert s['decision'].startswith('promoted' if s['promoted'] else 'not promoted')
+    assert s['traffic']['requests'] == 60 and s['traffic']['non_200'] == 0
+    assert s['monitor']['quality'] is not None
+    assert 'species' in r.stdout and 'multiclass' in r.stdout
