@@ -89,7 +89,7 @@ def _cmd_train(a):
 
 def _cmd_evaluate(a):
     from mlkit.runs import evaluate_run, format_metrics
-    s = evaluate_run(a.model, a.data, a.target, a.sensitive, a.test_data, options=_options(a))
+    s = evaluate_run(a.model, a.data, a.target, a.sensitive, a.test_data)
     print(format_metrics(s['metrics']))
     print(f"run {s['run_id']}: {s['run_dir']}")
     return 0
@@ -216,12 +216,12 @@ def _option_args(p):
     p.add_argument('--id', nargs='+', metavar='COL', help='ID columns: kept in predictions and the log, never model inputs')
     p.add_argument('--strict', action='store_true', help='data warnings (missing values, duplicates, dropped columns) are errors')
 
-def _run_args(p, params=True):
+def _run_args(p, params=True, options=True):
     p.add_argument('--data', metavar='PATH', help='your CSV/Parquet file (default: the bundled Adult data)')
     p.add_argument('--target', metavar='COL', help='the column to predict (required with --data)')
     p.add_argument('--sensitive', nargs='+', metavar='COL', help='sensitive attributes measured for fairness')
     p.add_argument('--test-data', metavar='PATH', help='a separate test file (default: a held-out split of --data)')
-    _option_args(p)
+    if options: _option_args(p)
     if params: p.add_argument('-p', '--param', nargs=2, action='append', metavar=('NAME', 'VALUE'),
                               help='a training parameter, e.g. -p max_epochs 10 (repeatable)')
 
@@ -258,7 +258,7 @@ def make_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=_cmd_train)
     e = sub.add_parser('evaluate', help='evaluate a model on held-out data as a papermill run')
     e.add_argument('--model', required=True, metavar='REF', help='a run id, run folder or model folder')
-    _run_args(e, params=False)
+    _run_args(e, params=False, options=False)
     e.set_defaults(func=_cmd_evaluate)
     d = sub.add_parser('data', help='data commands: validate, schema')
     dsub = d.add_subparsers(dest='data_command', metavar='SUBCOMMAND')

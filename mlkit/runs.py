@@ -249,7 +249,7 @@ def resolve_model_dir(ref) -> Path:
     verify_folder(mp, tag)
     return mp
 
-def evaluate_run(model, data=None, target=None, sensitive=None, test_data=None, run_id=None, out=None, options=None) -> dict:
+def evaluate_run(model, data=None, target=None, sensitive=None, test_data=None, run_id=None, out=None) -> dict:
     "Evaluate `model` as a papermill run into `reports/runs/<run_id>/`; return the summary."
     out = out or sys.stdout
     mdir = resolve_model_dir(model)
@@ -259,7 +259,7 @@ def evaluate_run(model, data=None, target=None, sensitive=None, test_data=None, 
     summary = dict(run_id=run_id, status='running', error=None, data_hash=None, git_commit=git_commit(), params={},
                    durations=durations, model_tag=None, model_dir=str(mdir), run_dir=str(rdir), notebooks=[], metrics=None)
     pars = dict(model=str(mdir), run_dir=str(rdir), run_id=run_id)
-    if data is not None or test_data is not None: pars.update(_data_params(data, target, sensitive, test_data, options))
+    if data is not None or test_data is not None: pars.update(_data_params(data, target, sensitive, test_data))
     try:
         with Stage('evaluate notebook', durations, 1, 1, out):
             nb = rdir/'evaluate.ipynb'; summary['notebooks'].append(str(nb))

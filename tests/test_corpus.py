@@ -67,7 +67,7 @@ def test_multiclass_table_through_mlkit_run(tmp_path):
     path = corpus.write_table('iris', tmp_path)
     env = {**os.environ, 'MLKIT_HOME': str(tmp_path/'home'), 'MLKIT_REPORTS': str(tmp_path/'reports'), 'WANDB_MODE': 'disabled'}
     env.pop('BENTOML_HOME', None)
-    r = subprocess.run(mlkit_cmd('run', '--data', path, '--target', 'species', '-p', 'max_epochs', '3', '--simulate-rows', '60', '--no-build'),
+    r = subprocess.run(mlkit_cmd('run', '--data', path, '--target', 'species', '-p', 'max_epochs', '3', '--simulate-rows', '30', '--no-build'),
                        capture_output=True, text=True, env=env, timeout=900)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-3000:]
     s = json.loads(next((tmp_path/'reports'/'runs').glob('run-*/summary.json')).read_text())
@@ -75,6 +75,15 @@ def test_multiclass_table_through_mlkit_run(tmp_path):
     assert set(s['baselines']) == {'trivial', 'linear', 'hist_gradient_boosting'}
     assert {'vs_trivial', 'calibration'} <= {g['gate'] for g in s['gates']} and any(g['gate'].startswith('vs_baseline:') for g in s['gates'])
     assert s['decision'].startswith('promoted' if s['promoted'] else 'not promoted')
-    assert s['traffic']['requests'] == 60 and s['traffic']['non_200'] == 0
+    assert s['traffic']['requests'] == 30 and s['traffic']['non_200'] == 0
     assert s['monitor']['quality'] is not None
     assert 'species' in r.stdout and 'multiclass' in r.stdout
+    # evaluating a new file is a contract: the model's schema decides, and a violation names the problem
+    new = tmp_path/'iris_new.csv'; corpus.load('iris', n_rows=60, seed=1).to_csv(new, index=False)
+    r = subprocess.run(mlkit_cmd('evaluate', '--model', s['model_tag'], '--data', new), capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    ev = json.loads(next((tmp_path/'reports'/'runs').glob('eval-*/metrics.json')).read_text())
+    assert ev['rows'] == 60 and ev['task'] == 'multiclass' and 'hist_gradient_boosting' in ev['baselines']
+    bad = tmp_path/'iris_bad.csv'; corpus.load('iris', n_rows=60, seed=1).drop(columns=['petal_length_cm']).to_csv(bad, index=False)
+    r = subprocess.run(mlkit_cmd('evaluate', '--model', s['model_tag'], '--data', bad), capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 1 and "does not fit the model's schema" in r.stderr and 'petal_length_cm' in r.stderr, r.stderr[-2000:]
