@@ -9,7 +9,7 @@ from pathlib import Path
 from .config import DataError, MlkitError, UsageError, load_settings, new_run_id, reports_dir, project_root
 
 # %% auto #0
-__all__ = ['DATA_OPTIONS', 'METRIC_KEYS', 'BASELINE_KEYS', 'Stage', 'write_json', 'error_text', 'save_summary', 'git_commit',
+__all__ = ['DATA_OPTIONS', 'METRIC_KEYS', 'BASELINE_LINE_KEYS', 'Stage', 'write_json', 'error_text', 'save_summary', 'git_commit',
            'evaluate_predictor', 'RunFailed', 'workflows_dir', 'kernel_name', 'execute_workflow', 'run_folder',
            'load_run_data', 'model_name', 'register_run', 'train_run', 'resolve_model_dir', 'evaluate_run',
            'monitor_run', 'data_stage', 'format_data_summary', 'format_metrics']
@@ -324,19 +324,20 @@ def format_data_summary(res: dict) -> str:
         lines.append(f"  hash: {s['data_hash']}")
     return '\n'.join(lines)
 
+# %% ../nbs/09_runs.ipynb #f4a08eb8
 METRIC_KEYS = ['accuracy', 'balanced_accuracy', 'roc_auc', 'precision', 'recall', 'f1', 'f1_macro', 'brier', 'ece', 'log_loss',
                'fpr', 'rmse', 'mae', 'r2']
-BASELINE_KEYS = ['accuracy', 'roc_auc', 'log_loss', 'rmse', 'r2']
+BASELINE_LINE_KEYS = ['accuracy', 'roc_auc', 'log_loss', 'rmse', 'r2']
 
 def _metric_line(m: dict, keys=METRIC_KEYS) -> str:
     return '  '.join(f"{k} {m[k]:.4f}" for k in keys if isinstance(m.get(k), (int, float)) and not isinstance(m.get(k), bool))
 
 def format_metrics(m: dict) -> str:
-    "One line of quality metrics and one per sensitive attribute's fairness gaps."
+    "One line of quality metrics, one per baseline and one per sensitive attribute's fairness gaps."
     if m is None: return '(no metrics)'
     lines = [_metric_line(m)]
     for name, b in (m.get('baselines') or {}).items():
-        lines.append(f"baseline {name}: " + (f"failed ({b['error']})" if b.get('error') else _metric_line(b, BASELINE_KEYS)))
+        lines.append(f"baseline {name}: " + (f"failed ({b['error']})" if b.get('error') else _metric_line(b, BASELINE_LINE_KEYS)))
     for attr, f in (m.get('fairness') or {}).items():
         lines.append(f"fairness {attr}: demographic parity diff {f['demographic_parity_difference']:.3f} "
                      f"(ratio {f['demographic_parity_ratio']:.3f}), equalized odds diff {f['equalized_odds_difference'] or 0:.3f}")
