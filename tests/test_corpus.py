@@ -63,12 +63,12 @@ def test_discovery_drops_what_cannot_be_an_input(corpus_dir):
     assert any(k.startswith('digits.') and v == 'constant' for k, v in reasons.items()), reasons
 
 def test_multiclass_table_through_mlkit_run(tmp_path):
-    "One multiclass table runs the whole main job: validate, train, evaluate with baselines, gates, serve, monitor."
+    """One multiclass table runs the whole main job (validate, train, evaluate with baselines, gates, serve, monitor), then
+    a contract evaluation of a new file, a gated retrain and a canary report on logged multiclass answers."""
     path = corpus.write_table('iris', tmp_path)
-    env = {**os.environ, 'MLKIT_HOME': str(tmp_path/'home'), 'MLKIT_REPORTS': str(tmp_path/'reports'), 'WANDB_MODE': 'disabled'}
-    env.pop('BENTOML_HOME', None)
-    r = subprocess.run(mlkit_cmd('run', '--data', path, '--target', 'species', '-p', 'max_epochs', '3', '--simulate-rows', '30', '--no-build'),
-                       capture_output=True, text=True, env=env, timeout=900)
+    env = {**os.environ}; env.pop('BENTOML_HOME', None)          # the test's own MLKIT_HOME and reports (conftest)
+    sh = lambda *a: subprocess.run(mlkit_cmd(*a), capture_output=True, text=True, env=env, timeout=900)
+    r = sh('run', '--data', path, '--target', 'species', '-p', 'max_epochs', '3', '--simulate-rows', '30', '--no-build')
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-3000:]
     s = json.loads(next((tmp_path/'reports'/'runs').glob('run-*/summary.json')).read_text())
     assert s['status'] == 'succeeded' and s['data']['task'] == 'multiclass'
@@ -78,12 +78,39 @@ def test_multiclass_table_through_mlkit_run(tmp_path):
     assert s['traffic']['requests'] == 30 and s['traffic']['non_200'] == 0
     assert s['monitor']['quality'] is not None
     assert 'species' in r.stdout and 'multiclass' in r.stdout
+    tag = s['model_tag']
     # evaluating a new file is a contract: the model's schema decides, and a violation names the problem
-    new = tmp_path/'iris_new.csv'; corpus.load('iris', n_rows=60, seed=1).to_csv(new, index=False)
-    r = subprocess.run(mlkit_cmd('evaluate', '--model', s['model_tag'], '--data', new), capture_output=True, text=True, env=env, timeout=600)
+    new = tmp_path/'iris_new.csv'; corpus.load('iris', n_rows=90, seed=1).to_csv(new, index=False)
+    r = sh('evaluate', '--model', tag, '--data', new)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     ev = json.loads(next((tmp_path/'reports'/'runs').glob('eval-*/metrics.json')).read_text())
-    assert ev['rows'] == 60 and ev['task'] == 'multiclass' and 'hist_gradient_boosting' in ev['baselines']
+    assert ev['rows'] == 90 and ev['task'] == 'multiclass' and 'hist_gradient_boosting' in ev['baselines']
     bad = tmp_path/'iris_bad.csv'; corpus.load('iris', n_rows=60, seed=1).drop(columns=['petal_length_cm']).to_csv(bad, index=False)
-    r = subprocess.run(mlkit_cmd('evaluate', '--model', s['model_tag'], '--data', bad), capture_output=True, text=True, env=env, timeout=600)
+    r = sh('evaluate', '--model', tag, '--data', bad)
     assert r.returncode == 1 and "does not fit the model's schema" in r.stderr and 'petal_length_cm' in r.stderr, r.stderr[-2000:]
+    # a gated retrain of the multiclass production model
+    assert sh('models', 'promote', tag, '--reason', 'test').returncode == 0
+    r = sh('retrain', '--data', new, '-p', 'max_epochs', '3')
+    assert r.returncode in (0, 3), r.stdout[-3000:] + r.stderr[-3000:]
+    rs = json.loads(max((tmp_path/'reports'/'runs').glob('retrain-*/summary.json'), key=lambda p: p.stat().st_mtime).read_text())
+    gates = {g['gate'] for g in rs['gates']}
+    assert rs['status'] in ('candidate', 'rejected') and {'vs_trivial', 'vs_production:accuracy', 'probe'} <= gates, rs['gates']
+    assert rs['metrics']['candidate']['accuracy'] is not None and rs['metrics']['production']['accuracy'] is not None
+    # the canary compares both models on logged answers with delayed labels
+    cand = rs['candidate']
+    if rs['status'] != 'candidate': assert sh('models', 'promote', cand, '--alias', 'candidate').returncode == 0
+    from mlkit.registry import model_path
+    from mlkit.serving import Scorer
+    rows = corpus.load('iris', n_rows=80, seed=2)
+    recs = json.loads(rows.drop(columns=['species']).to_json(orient='records'))
+    for t in (tag, cand):
+        sc = Scorer(t, model_path(t))
+        for i, rec in enumerate(recs): sc.log_rows(f'c-{t[-4:]}-{i}', [rec], sc.score([rec]), latency_ms=1.0)
+    labels = tmp_path/'labels.csv'
+    pd.DataFrame({'request_id': [f'c-{t[-4:]}-{i}' for t in (tag, cand) for i in range(len(recs))],
+                  'species': list(rows.species) * 2}).to_csv(labels, index=False)
+    r = sh('canary', 'report', '--labels', labels, '--json')
+    assert r.returncode in (0, 3), r.stdout[-3000:] + r.stderr[-3000:]
+    rep = json.loads(r.stdout)
+    assert rep['candidate']['rows'] == 80 and rep['production']['rows'] == 80 and rep['verdict'] in ('pass', 'breach')
+    assert 0 <= rep['candidate']['accuracy'] <= 1 and 0 <= rep['production']['accuracy'] <= 1
