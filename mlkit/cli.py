@@ -36,6 +36,7 @@ def _options(a) -> dict:
     "The data options of a command: task override, dropped and ID columns, strict validation."
     o = dict(task=getattr(a, 'task', None), drop=list(getattr(a, 'drop', None) or []),
              id_columns=list(getattr(a, 'id', None) or []), strict=bool(getattr(a, 'strict', False)))
+    if getattr(a, 'schema_file', None): o['schema'] = str(Path(a.schema_file).absolute())
     return {k: v for k, v in o.items() if v}
 
 def _cmd_run(a):
@@ -210,18 +211,19 @@ def _data_args(p, required=True):
     p.add_argument('--encoding', default='utf-8', help='text encoding of a CSV file (default utf-8)')
     _option_args(p)
 
-def _option_args(p):
+def _option_args(p, schema=False):
     p.add_argument('--task', choices=('binary', 'multiclass', 'regression'), help='override the inferred task')
     p.add_argument('--drop', nargs='+', metavar='COL', help='columns that are not model inputs')
     p.add_argument('--id', nargs='+', metavar='COL', help='ID columns: kept in predictions and the log, never model inputs')
     p.add_argument('--strict', action='store_true', help='data warnings (missing values, duplicates, dropped columns) are errors')
+    if schema: p.add_argument('--schema', dest='schema_file', metavar='FILE', help='a schema (mlkit data schema --out): the data is checked as a contract')
 
 def _run_args(p, params=True, options=True):
     p.add_argument('--data', metavar='PATH', help='your CSV/Parquet file (default: the bundled Adult data)')
     p.add_argument('--target', metavar='COL', help='the column to predict (required with --data)')
     p.add_argument('--sensitive', nargs='+', metavar='COL', help='sensitive attributes measured for fairness')
     p.add_argument('--test-data', metavar='PATH', help='a separate test file (default: a held-out split of --data)')
-    if options: _option_args(p)
+    if options: _option_args(p, schema=True)
     if params: p.add_argument('-p', '--param', nargs=2, action='append', metavar=('NAME', 'VALUE'),
                               help='a training parameter, e.g. -p max_epochs 10 (repeatable)')
 

@@ -154,7 +154,7 @@ def run_folder(run_id: str) -> Path:
     "The folder of run `run_id` under `reports/runs/`."
     return reports_dir()/'runs'/run_id
 
-DATA_OPTIONS = ('task', 'drop', 'id_columns', 'strict')
+DATA_OPTIONS = ('task', 'drop', 'id_columns', 'strict', 'schema')
 
 def _data_params(data, target, sensitive, test_data, options=None):
     bad = sorted(set(options or {}) - set(DATA_OPTIONS))
@@ -295,7 +295,8 @@ def monitor_run(current=None, since=None, labels=None, model=None, alias='produc
 def data_stage(data=None, target=None, sensitive=None, schema=None, test_data=None, settings=None, options=None) -> dict:
     "Load, validate and summarize the run's data; raise `DataError` naming every problem when unusable."
     from mlkit import data as D
-    train, test, sch, rep = D.load_for_run(data, target, sensitive, schema, test_data, report=True, **(options or {}))
+    opts = dict(options or {}); schema = opts.pop('schema', schema)
+    train, test, sch, rep = D.load_for_run(data, target, sensitive, schema, test_data, report=True, **opts)
     paths = (D.adult_path('train'), D.adult_path('test')) if data is None else (Path(data), Path(test_data or data))
     out = dict(target=sch.target, task=sch.task, task_reason=sch.task_reason, positive_class=sch.positive_class,
                classes=sch.classes, sensitive=sch.sensitive, dropped=dict(sch.dropped), id_columns=list(sch.id_columns),

@@ -22,3 +22,22 @@ def test_no_command_is_usage_error():
 def test_bad_option_is_usage_error():
     r = subprocess.run(mlkit_cmd('data', 'validate', '--data', 'x.csv'), capture_output=True, text=True)
     assert r.returncode == 2 and '--target' in r.stderr
+
+def test_schema_file_is_a_contract_for_train(tmp_path):
+    "`mlkit data schema --out` writes the contract; `mlkit train --schema` holds a later file to it, options recorded."
+    import json, numpy as np, pandas as pd
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(dict(row_id=np.arange(240), x=rng.normal(size=240), k=rng.choice(['u', 'v', 'w'], 240)))
+    df['y'] = np.where(df.x + (df.k == 'u') > 0.3, 'hi', 'lo')
+    f = tmp_path/'t.csv'; df.to_csv(f, index=False)
+    s = tmp_path/'s.json'
+    assert subprocess.run(mlkit_cmd('data', 'schema', '--data', f, '--target', 'y', '--id', 'row_id', '--out', s), capture_output=True).returncode == 0
+    assert json.loads(s.read_text())['id_columns'] == ['row_id']
+    r = subprocess.run(mlkit_cmd('train', '--data', f, '--target', 'y', '--schema', s, '-p', 'max_epochs', '1'), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    pj = json.loads(next((tmp_path/'reports'/'runs').glob('*/params.json')).read_text())
+    assert pj['data_options']['schema'] == str(s) and pj['schema']['id_columns'] == ['row_id']
+    assert 'row_id' in pd.read_parquet(next((tmp_path/'reports'/'runs').glob('*/predictions.parquet'))).columns
+    df.drop(columns=['k']).to_csv(tmp_path/'broken.csv', index=False)
+    r = subprocess.run(mlkit_cmd('train', '--data', tmp_path/'broken.csv', '--target', 'y', '--schema', s), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1 and 'missing_column' in r.stderr and "'k'" in r.stderr, r.stderr[-2000:]
