@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from sklearn.metrics import log_loss as _sk_log_loss, roc_auc_score as _sk_roc_auc
 from .config import DataError
+from .data import class_label
 
 # %% auto #0
 __all__ = ['MISSING_GROUP', 'TASKS', 'PRIMARY_METRIC', 'BASELINE_KEYS', 'expected_calibration_error', 'classification_metrics',
@@ -111,13 +112,7 @@ def regression_metrics(y_true, y_pred) -> dict:
     return dict(rmse=float(np.sqrt(np.mean(err ** 2))), mae=float(np.mean(np.abs(err))), r2=r2, n=int(len(y)))
 
 # %% ../nbs/05_metrics.ipynb #84b6303a
-def _label(v) -> str|None:
-    "A class label as a string: None when missing, 2.0 -> '2', strings stripped."
-    if v is None or v is pd.NA or v is pd.NaT: return None
-    if isinstance(v, (float, np.floating)):
-        if math.isnan(v): return None
-        if float(v).is_integer(): return str(int(v))
-    return str(v).strip()
+_label = class_label     # labels compare as the data module writes them: 2.0 -> '2', True -> 'True', text stripped
 
 def _check_classes(classes) -> list[str]:
     if classes is None: raise ValueError("classes is required: every class label, in the order of the probability columns")
