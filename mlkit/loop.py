@@ -12,10 +12,9 @@ from .config import DataError, MlkitError, UsageError, Settings, load_settings, 
 from .runs import Stage, write_json, run_folder, train_run, data_stage, format_data_summary, format_metrics, evaluate_predictor, error_text, save_summary, load_run_data
 
 # %% auto #0
-__all__ = ['SUMMARY_KEYS', 'probe_check', 'metrics_task', 'skill', 'sampling_noise', 'baseline_gates', 'production_gates',
-           'gates', 'Busy', 'run_lock', 'model_metrics', 'retrain', 'canary_report', 'canary_check', 'canary_promote',
-           'lineage', 'format_lineage', 'request_lineage', 'simulated_batch', 'score_through_service', 'main_job',
-           'format_summary']
+__all__ = ['probe_check', 'skill', 'sampling_noise', 'baseline_gates', 'production_gates', 'gates', 'Busy', 'run_lock',
+           'model_metrics', 'retrain', 'canary_report', 'canary_check', 'canary_promote', 'lineage', 'format_lineage',
+           'request_lineage', 'simulated_batch', 'score_through_service', 'main_job', 'format_summary']
 
 # %% ../nbs/09b_loop.ipynb #3da3b525
 def probe_check(pred, probe: pd.DataFrame) -> dict:
@@ -33,10 +32,6 @@ def probe_check(pred, probe: pd.DataFrame) -> dict:
 # %% ../nbs/09b_loop.ipynb #b3d3ce11
 def _gate(name, passed, value, threshold, msg) -> dict:
     return dict(gate=name, passed=bool(passed), value=value, threshold=threshold, message=msg)
-
-def metrics_task(m: dict) -> str:
-    "The task of a metrics dict (recorded by `evaluate_predictor`; inferred from its keys for older ones)."
-    return m.get('task') or ('regression' if 'rmse' in m else 'multiclass' if m.get('classes') else 'binary')
 
 # %% ../nbs/09b_loop.ipynb #36fdb7a2
 def skill(m: dict, trivial: dict, task: str) -> float|None:
@@ -64,7 +59,7 @@ def sampling_noise(key: str, value: float, m: dict) -> float:
 # %% ../nbs/09b_loop.ipynb #a8fedb03
 def baseline_gates(cand: dict, s: Settings) -> list:
     "`vs_trivial` and `vs_baseline:<best>` gates from the baselines in the candidate's metrics."
-    from mlkit.metrics import primary_metric
+    from mlkit.metrics import primary_metric, metrics_task
     task, out = metrics_task(cand), []
     base = {k: v for k, v in (cand.get('baselines') or {}).items() if not v.get('error')}
     triv = base.pop('trivial', None)
@@ -154,13 +149,11 @@ def model_metrics(tag: str, heldout: pd.DataFrame):
     return evaluate_predictor(pred, heldout, schema)[0]
 
 # %% ../nbs/09b_loop.ipynb #98e27a54
-SUMMARY_KEYS = ('accuracy', 'roc_auc', 'log_loss', 'ece', 'rmse', 'r2')
-
 def retrain(data=None, target=None, sensitive=None, if_drift=False, params=None, alias='production', out=None, settings=None,
             options: dict|None = None) -> dict:
     "Gated retraining; returns the summary (`status`: skipped, candidate, rejected or failed)."
     from mlkit.registry import alias_target, card as model_card, promote
-    from mlkit.data import read_table, apply_schema, validate, Schema, data_hash
+    from mlkit.data import read_table, apply_schema, validate, discover, Schema, data_hash
     out = out or sys.stdout
     s = settings or load_settings()
     with run_lock('retrain'):
@@ -187,12 +180,20 @@ def retrain(data=None, target=None, sensitive=None, if_drift=False, params=None,
                 if card.get('target') is None: raise MlkitError(f"model {prod} has no training lineage in its card")
                 target = target or schema.target
                 sensitive = sensitive if sensitive is not None else schema.sensitive
+            # the candidate keeps production's data roles (its task, ID and dropped columns, or its schema file);
+            # options given to this retrain come on top
+            opts = dict(card.get('data_options') or {})
+            if prod and 'schema' not in opts: opts.update(task=schema.task, id_columns=list(schema.id_columns), drop=list(schema.dropped))
+            opts.update(options or {})
             validation_ok = True
             frames = [ref_train] if prod else []
             if data is not None:
                 new = read_table(data)
-                if prod: new = apply_schema(new, schema)
-                rep = validate(new, target, schema if prod else None, s, path=data)
+                contract = schema if prod else Schema.load(opts['schema']) if opts.get('schema') else None
+                if contract is not None:
+                    new = apply_schema(new, contract)
+                    rep = validate(new, target, contract, s, path=data)
+                else: _, rep = discover(new, target, sensitive or (), settings=s, path=data, **opts)
                 validation_ok = rep.ok
                 summary['validation'] = rep.to_dict()
                 frames.append(new)
@@ -213,9 +214,8 @@ def retrain(data=None, target=None, sensitive=None, if_drift=False, params=None,
                 summary['gates'] = gates({}, None, s, validation_ok=False)
                 summary.update(status='rejected', reason='new data failed validation')
                 return summary
-            opts = {k: v for k, v in (card.get('data_options') or {}).items() if k in ('task', 'id_columns')}
-            if prod and schema.dropped: opts['drop'] = [c for c in schema.dropped if c in combined.columns]
-            opts.update(options or {})
+            for k in ('drop', 'id_columns'):
+                if opts.get(k): opts[k] = [c for c in opts[k] if c in combined.columns]
             tr = train_run(rdir/'train_data.parquet', target, sensitive, rdir/'heldout.parquet', params, run_id=run_id, out=out,
                            name=(prod or '').split(':')[0] or None, options=opts)
             cand = tr['model_tag']; summary['candidate'] = cand
@@ -227,8 +227,10 @@ def retrain(data=None, target=None, sensitive=None, if_drift=False, params=None,
                 _, cpred = load_predictor(cand)
                 probe = probe_check(cpred, pd.read_parquet(model_path(cand)/REFERENCE).head(200))
                 summary['gates'] = gates(cm, pm, s, validation_ok, probe)
-                summary['metrics'] = dict(candidate={k: cm.get(k) for k in SUMMARY_KEYS},
-                                          production=None if pm is None else {k: pm.get(k) for k in SUMMARY_KEYS},
+                from mlkit.metrics import headline_metrics, metrics_task
+                keys = headline_metrics(metrics_task(cm))
+                summary['metrics'] = dict(candidate={k: cm.get(k) for k in keys},
+                                          production=None if pm is None else {k: pm.get(k) for k in keys},
                                           baselines=cm.get('baselines'))
             failed = [g for g in summary['gates'] if not g['passed']]
             if failed:
@@ -417,7 +419,7 @@ def score_through_service(tag: str, rows: pd.DataFrame, target: str, workdir: Pa
             if time.perf_counter() - t0 > 120: raise MlkitError('service not ready within 120 s')
             time.sleep(0.25)
         ready = time.perf_counter() - t0
-        recs = json.loads(rows.drop(columns=[target], errors='ignore').to_json(orient='records'))
+        recs = json.loads(rows.drop(columns=[target], errors='ignore').to_json(orient='records', date_format='iso'))
         ids = [f'sim-{i:06d}' for i in range(len(recs))]
         client = httpx.Client(timeout=30)
         refused = []
@@ -466,7 +468,7 @@ def main_job(data=None, target=None, sensitive=None, test_data=None, params=None
         print(format_metrics(tr['metrics']), file=out)
         with Stage('gates and promotion', durations, 3, N, out):
             prod = alias_target('production')
-            train_df, test_df, schema = load_run_data(json.loads((rdir/'params.json').read_text()))
+            _, test_df, schema = load_run_data(json.loads((rdir/'params.json').read_text()))
             pm = model_metrics(prod, test_df) if prod else None
             _, pred = load_predictor(tag)
             probe = probe_check(pred, pd.read_parquet(model_path(tag)/REFERENCE).head(200))

@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from sklearn.metrics import log_loss as _sk_log_loss, roc_auc_score as _sk_roc_auc
 from .config import DataError
-from .data import class_label
+from .data import TASKS, class_label, date_dayfirst, parse_dates
 
 # %% auto #0
-__all__ = ['MISSING_GROUP', 'TASKS', 'PRIMARY_METRIC', 'BASELINE_KEYS', 'expected_calibration_error', 'classification_metrics',
-           'regression_metrics', 'multiclass_metrics', 'group_metrics', 'fairness_metrics', 'evaluate_predictions',
-           'primary_metric', 'fit_baselines', 'plot_roc', 'plot_calibration', 'plot_top_label_calibration',
-           'plot_confusion', 'plot_groups', 'plot_regression', 'plot_baselines', 'save_plots']
+__all__ = ['MISSING_GROUP', 'TASK_METRICS', 'expected_calibration_error', 'classification_metrics', 'regression_metrics',
+           'multiclass_metrics', 'group_metrics', 'fairness_metrics', 'evaluate_predictions', 'primary_metric',
+           'headline_metrics', 'compare_metrics', 'report_metrics', 'metrics_task', 'fit_baselines', 'plot_roc',
+           'plot_calibration', 'plot_top_label_calibration', 'plot_confusion', 'plot_groups', 'plot_regression',
+           'plot_baselines', 'save_plots']
 
 # %% ../nbs/05_metrics.ipynb #6302c440
 def _as_1d(x, name: str) -> np.ndarray:
@@ -63,12 +64,16 @@ def _calibration_bins(y_true: np.ndarray, y_score: np.ndarray, n_bins: int):
     nz = count > 0
     return count[nz], pos[nz] / count[nz], ssum[nz] / count[nz], np.flatnonzero(nz)
 
+def _binned_ece(y01: np.ndarray, s: np.ndarray, n_bins: int):
+    "The ECE of 0/1 outcomes `y01` against scores `s`, with the mean score and observed rate of each non-empty bin."
+    count, frac, mean, _ = _calibration_bins(y01, s, n_bins)
+    return float(np.sum(count / len(s) * np.abs(frac - mean))), mean, frac
+
 def expected_calibration_error(y_true, y_score, n_bins: int = 15) -> float:
     "Expected calibration error of positive-class probabilities over `n_bins` equal-width bins."
     y, s = _check_binary(y_true), _check_scores(y_score)
     _check_lengths(y_true=y, y_score=s)
-    count, frac, mean, _ = _calibration_bins(y, s, n_bins)
-    return float(np.sum(count / len(y) * np.abs(frac - mean)))
+    return _binned_ece(y, s, n_bins)[0]
 
 # %% ../nbs/05_metrics.ipynb #867c20ff
 def _div(a, b) -> float: return float(a / b) if b else 0.0
@@ -165,9 +170,12 @@ def _ovr_auc(y: np.ndarray, p: np.ndarray) -> float|None:
     if len(present) == k: return float(_sk_roc_auc(y, p, multi_class='ovr', average='macro', labels=list(range(k))))
     return float(np.mean([_sk_roc_auc(y == c, p[:, c]) for c in present]))
 
+def _top_label(y: np.ndarray, p: np.ndarray):
+    "Whether the most probable class is right (0/1), and its probability: the outcome and score of top-label calibration."
+    return (p.argmax(1) == y).astype(float), p.max(1)
+
 def _top_label_ece(y: np.ndarray, p: np.ndarray, n_bins: int = 15) -> float:
-    count, frac, mean, _ = _calibration_bins((p.argmax(1) == y).astype(float), p.max(1), n_bins)
-    return float(np.sum(count / len(y) * np.abs(frac - mean)))
+    return _binned_ece(*_top_label(y, p), n_bins)[0]
 
 # %% ../nbs/05_metrics.ipynb #b3c0dcd2
 def multiclass_metrics(y_true, proba, classes) -> dict:
@@ -251,13 +259,12 @@ def fairness_metrics(y_true, y_pred, sensitive, classes=None) -> dict:
     return {attr: _parity(group_metrics(y_true, y_pred, v, cl), cl) for attr, v in cols.items()}
 
 # %% ../nbs/05_metrics.ipynb #9acd8bef
-TASKS = ('binary', 'multiclass', 'regression')
-
 def _plain(v):
     return v.item() if isinstance(v, np.generic) else v
 
 def _check_task(task):
-    if task not in TASKS: raise ValueError(f"unknown task {task!r}: use 'binary', 'multiclass' or 'regression'")
+    "A `ValueError` unless `task` is one of `data.TASKS`."
+    if task not in TASKS: raise ValueError(f"unknown task {task!r}: use {', '.join(map(repr, TASKS[:-1]))} or {TASKS[-1]!r}")
 
 def evaluate_predictions(y_true, y_score, sensitive=None, task: str = 'binary', threshold: float = 0.5,
                          positive_class=None, classes=None) -> dict:
@@ -279,12 +286,42 @@ def evaluate_predictions(y_true, y_score, sensitive=None, task: str = 'binary', 
     return m
 
 # %% ../nbs/05_metrics.ipynb #2362c7ea
-PRIMARY_METRIC = dict(binary=('roc_auc', True), multiclass=('accuracy', True), regression=('rmse', False))
+TASK_METRICS = dict(
+    binary=dict(primary=('roc_auc', True), headline=('accuracy', 'roc_auc', 'f1', 'log_loss', 'ece'),
+                compare=('roc_auc', 'accuracy', 'f1'),
+                report=('accuracy', 'roc_auc', 'precision', 'recall', 'f1', 'brier', 'ece', 'log_loss', 'fpr')),
+    multiclass=dict(primary=('accuracy', True), headline=('accuracy', 'balanced_accuracy', 'f1_macro', 'log_loss', 'ece'),
+                    compare=('accuracy', 'balanced_accuracy', 'f1_macro'),
+                    report=('accuracy', 'balanced_accuracy', 'roc_auc', 'precision_macro', 'recall_macro', 'f1_macro',
+                            'f1_weighted', 'ece', 'log_loss')),
+    regression=dict(primary=('rmse', False), headline=('rmse', 'mae', 'r2'), compare=('rmse', 'mae'), report=('rmse', 'mae', 'r2')))
+
+# %% ../nbs/05_metrics.ipynb #0e800231
+def _keys(task: str, use: str) -> list[str]:
+    _check_task(task)
+    return list(TASK_METRICS[task][use])
 
 def primary_metric(task: str) -> tuple[str, bool]:
-    "The headline metric key of `task` and whether higher is better."
+    "The metric key `task` is judged by first, and whether higher is better."
     _check_task(task)
-    return PRIMARY_METRIC[task]
+    return TASK_METRICS[task]['primary']
+
+def headline_metrics(task: str) -> list[str]:
+    "The few metric keys a summary of `task` shows."
+    return _keys(task, 'headline')
+
+def compare_metrics(task: str) -> list[str]:
+    "The metric keys that set a model of `task` beside its baselines."
+    return _keys(task, 'compare')
+
+def report_metrics(task: str) -> list[str]:
+    "Every scalar quality metric key of `task`, in display order."
+    return _keys(task, 'report')
+
+# %% ../nbs/05_metrics.ipynb #3f9e38e7
+def metrics_task(m: dict) -> str:
+    "The task of a metrics dict (its `task`, else inferred from its keys)."
+    return m.get('task') or ('regression' if 'rmse' in m else 'multiclass' if m.get('classes') else 'binary')
 
 # %% ../nbs/05_metrics.ipynb #6d162f86
 def _inputs(schema) -> dict:
@@ -296,19 +333,23 @@ def _inputs(schema) -> dict:
         kinds[col.kind].append(c)
     return kinds
 
-def _days_since_epoch(s: pd.Series) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        d = pd.to_datetime(s, errors='coerce', utc=True, format='mixed')
+def _dayfirst(train: pd.DataFrame, kinds: dict) -> dict:
+    "Per datetime input column: whether its training values put the day first, decided as the model's transform does."
+    return {c: False if pd.api.types.is_datetime64_any_dtype(train[c]) else date_dayfirst(train[c].dropna().unique())
+            for c in kinds['datetime'] if c in train.columns}
+
+def _days_since_epoch(s: pd.Series, dayfirst: bool) -> np.ndarray:
+    "Days since 1970 of the dates in `s` as `data.parse_dates` reads them (NaN where not a date)."
+    d = parse_dates(s, dayfirst=dayfirst)
     return ((d - pd.Timestamp(0, tz='UTC')).dt.total_seconds() / 86400).to_numpy(float)
 
 # %% ../nbs/05_metrics.ipynb #5a6a3cd8
-def _baseline_frame(df: pd.DataFrame, kinds: dict, name: str) -> pd.DataFrame:
-    "Numeric, datetime (as days) and categorical (as strings) input columns of `df`, in that order."
+def _baseline_frame(df: pd.DataFrame, kinds: dict, dayfirst: dict, name: str) -> pd.DataFrame:
+    "Numeric, datetime (as days; `dayfirst` per column, from the training rows) and categorical (as strings) inputs of `df`."
     lacking = [c for cs in kinds.values() for c in cs if c not in df.columns]
     if lacking: raise DataError(f"the {name} frame lacks the input column(s) {lacking}")
     out = {c: pd.to_numeric(df[c], errors='coerce').astype(float).to_numpy() for c in kinds['numeric']}
-    out.update({c: _days_since_epoch(df[c]) for c in kinds['datetime']})
+    out.update({c: _days_since_epoch(df[c], dayfirst[c]) for c in kinds['datetime']})
     out.update({c: df[c].map(_label).fillna(MISSING_GROUP).astype(str).to_numpy() for c in kinds['categorical']})
     return pd.DataFrame(out, index=df.index)
 
@@ -368,8 +409,9 @@ def fit_baselines(train: pd.DataFrame, test: pd.DataFrame, schema, seed: int = 0
     _check_task(schema.task)
     kinds = _inputs(schema)
     classes = _check_classes(schema.classes) if schema.task == 'multiclass' else None
-    keep, y = _baseline_target(train, schema, 'training'); X = _baseline_frame(train[keep], kinds, 'training')
-    keep_t, yt = _baseline_target(test, schema, 'test'); Xt = _baseline_frame(test[keep_t], kinds, 'test')
+    keep, y = _baseline_target(train, schema, 'training'); first = _dayfirst(train[keep], kinds)
+    X = _baseline_frame(train[keep], kinds, first, 'training')
+    keep_t, yt = _baseline_target(test, schema, 'test'); Xt = _baseline_frame(test[keep_t], kinds, first, 'test')
     from threadpoolctl import threadpool_limits
     out, threads = {}, max(1, min(os.cpu_count() or 1, len(X) // 50_000))
     for name, model in _baseline_models(schema.task, kinds, X, seed).items():
@@ -409,10 +451,9 @@ def plot_roc(y_true, y_score):
 
 # %% ../nbs/05_metrics.ipynb #a6b12a62
 def _reliability(y01, s, n_bins: int, title: str, xlabel: str, ylabel: str):
-    count, frac, mean, _ = _calibration_bins(y01, s, n_bins)
+    ece, mean, frac = _binned_ece(y01, s, n_bins)
     fig, ax = _subplots()
     ax.plot([0, 1], [0, 1], ls='--', color='grey', lw=1, label='perfect')
-    ece = float(np.sum(count / len(y01) * np.abs(frac - mean)))
     ax.plot(mean, frac, marker='o', lw=2, label=f"model (ECE {ece:.3f})")
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title, xlim=(0, 1), ylim=(0, 1))
     ax.legend(loc='upper left'); fig.tight_layout()
@@ -429,8 +470,7 @@ def plot_top_label_calibration(y_true, proba, classes, n_bins: int = 10):
     cl = _check_classes(classes)
     p, y = _check_proba(proba, len(cl), 'proba'), _class_index(y_true, cl)
     _check_lengths(y_true=y, proba=p)
-    return _reliability((p.argmax(1) == y).astype(float), p.max(1), n_bins, 'Top-label calibration',
-                        'Confidence of the predicted class', 'Accuracy')
+    return _reliability(*_top_label(y, p), n_bins, 'Top-label calibration', 'Confidence of the predicted class', 'Accuracy')
 
 # %% ../nbs/05_metrics.ipynb #0a670fda
 def _is01(y) -> bool:
@@ -512,9 +552,6 @@ def plot_baselines(model_metrics: dict, baselines: dict, keys: list):
     return fig
 
 # %% ../nbs/05_metrics.ipynb #f34497e4
-BASELINE_KEYS = dict(binary=['roc_auc', 'accuracy', 'f1'], multiclass=['accuracy', 'balanced_accuracy', 'f1_macro'],
-                     regression=['rmse', 'mae'])
-
 def save_plots(out_dir, y_true, y_score, fairness: dict, threshold: float = 0.5, labels=None, task: str = 'binary',
                baselines: dict|None = None, model_metrics: dict|None = None) -> list[Path]:
     "Write the standard plots of `task` (and baselines.png with `baselines`) to `out_dir`."
@@ -534,7 +571,7 @@ def save_plots(out_dir, y_true, y_score, fairness: dict, threshold: float = 0.5,
     else:
         makers, metrics = [('regression.png', lambda: plot_regression(y_true, y_score))], lambda: regression_metrics(y_true, y_score)
     if fairness: makers.append(('fairness.png', lambda: plot_groups(fairness)))
-    if baselines: makers.append(('baselines.png', lambda: plot_baselines(model_metrics or metrics(), baselines, BASELINE_KEYS[task])))
+    if baselines: makers.append(('baselines.png', lambda: plot_baselines(model_metrics or metrics(), baselines, compare_metrics(task))))
     paths = []
     for name, make in makers:
         make().savefig(out/name, dpi=100)

@@ -13,7 +13,7 @@ from .data import Schema, read_table, load_for_run
 from .registry import resolve, model_path, verify_folder, card as model_card
 
 # %% auto #0
-__all__ = ['REFERENCE', 'HEADLINE', 'reference_frame', 'reference_sample', 'current_frame', 'attach_labels', 'prediction_column',
+__all__ = ['REFERENCE', 'reference_frame', 'reference_sample', 'current_frame', 'attach_labels', 'prediction_column',
            'drift_report', 'completeness', 'freshness', 'selection_parity', 'quality_breaches', 'accuracy_floor',
            'breaches', 'fairness_html', 'workspace_dir', 'log_to_workspace', 'model_outputs', 'logged_outputs',
            'live_quality', 'quality_line', 'monitor']
@@ -264,8 +264,6 @@ def log_to_workspace(model_name: str, snapshot, values: dict, when=None, predict
     return str(project.id)
 
 # %% ../nbs/08_monitoring.ipynb #4c6ee86c
-HEADLINE = dict(binary=('accuracy', 'roc_auc'), multiclass=('accuracy', 'balanced_accuracy', 'f1_macro'), regression=('rmse', 'mae', 'r2'))
-
 def model_outputs(pred, df: pd.DataFrame) -> dict:
     "The model's answers for `df`: `score`, and for multiclass `prediction` and `proba`."
     out = pred.predict(df)
@@ -332,13 +330,14 @@ def _current(current, from_log, since, tag, labels, target, s: Settings):
 # %% ../nbs/08_monitoring.ipynb #82c727b9
 def _quality_and_fairness(res: dict, pred, schema: Schema, sample: pd.DataFrame, outs: dict, base: dict):
     "Fill `quality`, `fairness` and `baseline` of the monitor result `res`."
+    from mlkit.metrics import headline_metrics
     sens = {c: sample[c].to_numpy() for c in schema.sensitive if c in sample.columns}
     if schema.target in sample.columns and sample[schema.target].notna().any():
         keep = sample[schema.target].notna().to_numpy()
         m = live_quality(pred, sample.loc[keep, schema.target], {k: v[keep] for k, v in outs.items()}, {c: g[keep] for c, g in sens.items()})
         res['fairness'] = m.pop('fairness', None) or None
         m['labelled_rows'] = int(keep.sum())
-        m['headline'] = {k: m.get(k) for k in HEADLINE[schema.task]}
+        m['headline'] = {k: m.get(k) for k in headline_metrics(schema.task)}
         m['change'] = {k: round(m[k] - base[k], 6) for k in m if isinstance(m.get(k), float) and isinstance(base.get(k), (int, float))}
         res['quality'] = m
     elif sens and schema.task == 'binary': res['fairness'] = selection_parity((outs['score'] >= pred.threshold), sens)
@@ -347,7 +346,7 @@ def _quality_and_fairness(res: dict, pred, schema: Schema, sample: pd.DataFrame,
     for attr, f in (res['fairness'] or {}).items():
         f['change'] = {k: round(f[k] - bf[attr][k], 6) for k in ('demographic_parity_difference', 'equalized_odds_difference')
                        if f.get(k) is not None and bf.get(attr, {}).get(k) is not None}
-    res['baseline'] = {k: base[k] for k in HEADLINE[schema.task] if isinstance(base.get(k), (int, float))} or None
+    res['baseline'] = {k: base[k] for k in headline_metrics(schema.task) if isinstance(base.get(k), (int, float))} or None
 
 # %% ../nbs/08_monitoring.ipynb #1392aeeb
 def _write_reports(res: dict, snap, out: Path, base: dict, workspace: bool, col: str):

@@ -9,10 +9,10 @@ from pathlib import Path
 from .config import DataError, MlkitError, UsageError, load_settings, new_run_id, reports_dir, project_root
 
 # %% auto #0
-__all__ = ['DATA_OPTIONS', 'METRIC_KEYS', 'BASELINE_LINE_KEYS', 'Stage', 'write_json', 'error_text', 'save_summary', 'git_commit',
-           'evaluate_predictor', 'RunFailed', 'workflows_dir', 'kernel_name', 'execute_workflow', 'run_folder',
-           'load_run_data', 'model_name', 'register_run', 'train_run', 'resolve_model_dir', 'evaluate_run',
-           'monitor_run', 'data_stage', 'format_data_summary', 'format_metrics']
+__all__ = ['DATA_OPTIONS', 'Stage', 'write_json', 'error_text', 'save_summary', 'git_commit', 'evaluate_predictor', 'RunFailed',
+           'workflows_dir', 'kernel_name', 'execute_workflow', 'run_folder', 'load_run_data', 'model_name',
+           'register_run', 'train_run', 'resolve_model_dir', 'evaluate_run', 'monitor_run', 'data_stage',
+           'format_data_summary', 'format_metrics']
 
 # %% ../nbs/09_runs.ipynb #afed66db
 class Stage:
@@ -326,19 +326,17 @@ def format_data_summary(res: dict) -> str:
     return '\n'.join(lines)
 
 # %% ../nbs/09_runs.ipynb #f4a08eb8
-METRIC_KEYS = ['accuracy', 'balanced_accuracy', 'roc_auc', 'precision', 'recall', 'f1', 'f1_macro', 'brier', 'ece', 'log_loss',
-               'fpr', 'rmse', 'mae', 'r2']
-BASELINE_LINE_KEYS = ['accuracy', 'roc_auc', 'log_loss', 'rmse', 'r2']
-
-def _metric_line(m: dict, keys=METRIC_KEYS) -> str:
+def _metric_line(m: dict, keys) -> str:
     return '  '.join(f"{k} {m[k]:.4f}" for k in keys if isinstance(m.get(k), (int, float)) and not isinstance(m.get(k), bool))
 
 def format_metrics(m: dict) -> str:
     "One line of quality metrics, one per baseline and one per sensitive attribute's fairness gaps."
+    from mlkit.metrics import report_metrics, headline_metrics, metrics_task
     if m is None: return '(no metrics)'
-    lines = [_metric_line(m)]
+    task = metrics_task(m)
+    lines = [_metric_line(m, report_metrics(task))]
     for name, b in (m.get('baselines') or {}).items():
-        lines.append(f"baseline {name}: " + (f"failed ({b['error']})" if b.get('error') else _metric_line(b, BASELINE_LINE_KEYS)))
+        lines.append(f"baseline {name}: " + (f"failed ({b['error']})" if b.get('error') else _metric_line(b, headline_metrics(task))))
     for attr, f in (m.get('fairness') or {}).items():
         lines.append(f"fairness {attr}: demographic parity diff {f['demographic_parity_difference']:.3f} "
                      f"(ratio {f['demographic_parity_ratio']:.3f}), equalized odds diff {f['equalized_odds_difference'] or 0:.3f}")

@@ -160,3 +160,17 @@ def test_main_job_end_to_end(tmp_path):
     if s['promoted']:
         r2 = sh('lineage', '--request-id', 'sim-000007', env=env)
         assert r2.stdout.strip() == s['model_tag']
+
+def test_first_retrain_honours_the_data_options(tmp_path):
+    "With no production model, retrain validates the new file with the options given (here --task) before training."
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=400)
+    y = np.clip(np.round(2 * x + 5), 0, 10).astype(int)
+    y[0] = 17                                                     # a value seen once: a class too small to split
+    p = tmp_path/'score.csv'; pd.DataFrame(dict(x=x, z=rng.normal(size=400), y=y)).to_csv(p, index=False)
+    r = sh('retrain', '--data', p, '--target', 'y', '-p', 'max_epochs', '1')
+    assert r.returncode == 3 and 'new data failed validation' in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
+    r = sh('retrain', '--data', p, '--target', 'y', '--task', 'regression', '-p', 'max_epochs', '1')
+    assert r.returncode in (0, 3), r.stdout[-3000:] + r.stderr[-3000:]
+    s = latest_summary(os.environ)
+    assert s['validation']['valid'] and s['candidate'] and s['metrics']['candidate']['rmse'] is not None, s

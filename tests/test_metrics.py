@@ -6,7 +6,9 @@ from sklearn import metrics as skm
 from mlkit.data import Schema, Column
 from mlkit.metrics import (expected_calibration_error, classification_metrics, regression_metrics, group_metrics,
                            fairness_metrics, evaluate_predictions, save_plots, plot_groups, multiclass_metrics,
-                           primary_metric, fit_baselines, plot_confusion, plot_baselines)
+                           primary_metric, fit_baselines, plot_confusion, plot_baselines, TASK_METRICS, headline_metrics,
+                           compare_metrics, report_metrics, plot_calibration, plot_top_label_calibration)
+import mlkit.data, mlkit.metrics
 
 TOL = dict(rel=1e-12, abs=1e-12)
 
@@ -387,6 +389,24 @@ def test_primary_metric():
     assert [primary_metric(t) for t in ('binary', 'multiclass', 'regression')] == [('roc_auc', True), ('accuracy', True), ('rmse', False)]
     with pytest.raises(ValueError, match='unknown task'): primary_metric('ranking')
 
+def test_task_metrics_table():
+    "One table for every task of the data module; every key it names is a number evaluate_predictions gives for that task."
+    assert mlkit.metrics.TASKS is mlkit.data.TASKS and set(TASK_METRICS) == set(mlkit.data.TASKS)
+    assert headline_metrics('binary') == ['accuracy', 'roc_auc', 'f1', 'log_loss', 'ece']
+    for task in mlkit.data.TASKS:
+        keys = headline_metrics(task) + compare_metrics(task) + report_metrics(task)
+        m = evaluate_predictions(*{'binary': ([0, 1, 1, 0], [0.3, 0.8, 0.4, 0.6]),
+                                   'multiclass': (['0', '1', '2'], [[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.3, 0.3, 0.4]]),
+                                   'regression': ([1.0, 2.0, 4.0], [1.0, 2.5, 3.0])}[task], task=task, classes=['0', '1', '2'])
+        assert all(isinstance(m[k], float) for k in keys), (task, keys)
+        key = primary_metric(task)[0]
+        assert key in headline_metrics(task) and key in compare_metrics(task) and key in report_metrics(task)
+        assert len(set(report_metrics(task))) == len(report_metrics(task))
+    headline_metrics('regression').append('x')          # callers get copies
+    assert headline_metrics('regression') == ['rmse', 'mae', 'r2']
+    for f in (headline_metrics, compare_metrics, report_metrics):
+        with pytest.raises(ValueError, match="unknown task 'ranking'"): f('ranking')
+
 # --- baselines -----------------------------------------------------------------------------------------------------
 
 def _table(n, seed, task):
@@ -446,6 +466,39 @@ def test_baselines_ignore_sensitive_and_use_dates():
     late = lambda d: d.assign(target=np.where(pd.to_datetime(d['when'], errors='coerce') > '2024-01-01', 'yes', 'no'))
     b = fit_baselines(late(train), late(test), only_date)
     assert b['hist_gradient_boosting']['roc_auc'] > 0.95 and b['linear']['roc_auc'] > 0.9, b
+
+def _dated(n, seed, max_day):
+    "Day-first dates in 2022 (days up to `max_day`), the target whether the date is in the second half of the year."
+    rng = np.random.default_rng(seed)
+    month, day = rng.integers(1, 13, n), rng.integers(1, max_day + 1, n)
+    return pd.DataFrame({'when': [f"{d:02d}/{m:02d}/2022" for d, m in zip(day, month)],
+                         'target': np.where(month >= 7, 'yes', 'no')})
+
+def test_baselines_read_dates_as_the_model():
+    "Day first is decided once on the training rows and applies to the test rows, whose days alone do not tell."
+    first = mlkit.metrics._dayfirst(pd.DataFrame({'when': ['25/12/2021', '03/04/2022']}), dict(datetime=['when']))
+    assert first == {'when': mlkit.data.date_dayfirst(['25/12/2021', '03/04/2022'])} == {'when': True}
+    X = mlkit.metrics._baseline_frame(pd.DataFrame({'when': ['03/04/2022', '25/12/2021']}), dict(numeric=[], categorical=[], datetime=['when']),
+                                      first, 'test')
+    epoch = pd.Timestamp(0)
+    assert X['when'].tolist() == [(pd.Timestamp('2022-04-03') - epoch).days, (pd.Timestamp('2021-12-25') - epoch).days]
+    train, test = _dated(400, 20, 28), _dated(200, 21, 12)      # no test day above 12
+    schema = Schema({'when': Column('datetime')}, 'target', 'binary', ['no', 'yes'], 'yes')
+    b = fit_baselines(train, test, schema)
+    assert b['hist_gradient_boosting']['roc_auc'] > 0.95 and b['linear']['roc_auc'] > 0.9, b
+
+def test_one_ece_computation():
+    "The top-label ECE is the binary ECE of the top-label outcomes; the reliability diagrams show the same number."
+    y, p = _multiclass_case(14, 300, 4)
+    classes = ['a', 'b', 'c', 'd']
+    m = multiclass_metrics(np.array(classes)[y], p, classes)
+    right, conf = (p.argmax(1) == y).astype(int), p.max(1)
+    assert m['ece'] == pytest.approx(expected_calibration_error(right, conf), **TOL)
+    assert m['ece'] == pytest.approx(_ece_loop(right, conf, 15), **TOL)
+    fig = plot_top_label_calibration(np.array(classes)[y], p, classes)
+    assert fig.axes[0].lines[1].get_label() == f"model (ECE {expected_calibration_error(right, conf, 10):.3f})"
+    yb, s = _binary_case(15, 300, 0.4)
+    assert plot_calibration(yb, s).axes[0].lines[1].get_label() == f"model (ECE {_ece_loop(yb, s, 10):.3f})"
 
 def test_baselines_failures_and_unseen_classes():
     schema = _schema('multiclass')
