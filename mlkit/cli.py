@@ -24,7 +24,7 @@ def _cmd_schema(a):
     from mlkit.data import read_table, discover
     sch, rep = discover(read_table(a.data, encoding=a.encoding), a.target, a.sensitive or (), positive_class=a.positive_class,
                         path=a.data, **_options(a))
-    if not rep.ok: raise DataError(f"cannot make a schema of {a.data}: " + '; '.join(f"{p.rule} {p.column or ''}: {p.message}" for p in rep.errors))
+    rep.raise_if_invalid(str(a.data))
     if a.out: print(f"schema written to {sch.save(a.out)}", file=sys.stderr)
     else: print(json.dumps(sch.to_dict(), indent=1, default=str))
     return 0

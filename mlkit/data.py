@@ -17,7 +17,7 @@ __all__ = ['NA_VALUES', 'CSV_SUFFIXES', 'PARQUET_SUFFIXES', 'ADULT_TARGET', 'ADU
            'MAX_INTEGER_CLASSES', 'read_table', 'adult_path', 'load_adult', 'class_label', 'sort_labels', 'Column',
            'Schema', 'infer_task', 'date_dayfirst', 'parse_dates', 'infer_schema', 'apply_schema', 'load_dataset',
            'Problem', 'ValidationReport', 'discover', 'validate', 'validate_file', 'summarize', 'data_hash',
-           'holdout_split', 'load_for_run']
+           'stratified_mask', 'holdout_split', 'load_for_run', 'load_recorded']
 
 # %% ../nbs/01_data.ipynb #66c342ea
 NA_VALUES = ['?', '', 'NA', 'N/A', 'NaN', 'nan', 'null', 'NULL', 'None']
@@ -215,27 +215,51 @@ def date_dayfirst(values) -> bool:
     return bool(len(m) and (m[0] > 12).any() and not (m[1] > 12).any())
 
 # %% ../nbs/01_data.ipynb #4e2dbf20
-def parse_dates(x: pd.Series, dayfirst: bool|None = None) -> pd.Series:
-    "`x` as UTC datetimes where a value reads as a date (never a plain number), `NaT` elsewhere."
-    if pd.api.types.is_datetime64_any_dtype(x): return pd.to_datetime(x, utc=True)
-    s = x.astype(object).map(lambda v: None if class_label(v) is None else str(v).strip())
-    u = pd.Series(s.dropna().unique(), dtype=object).astype(str)
+def _date_strings(x: pd.Series) -> pd.Series:
+    return x.astype(object).map(lambda v: None if class_label(v) is None else str(v).strip())
+
+_OFFSET = r'(?:Z|[+-]\d\d:?\d\d)$'
+
+def _date_lookup(u: pd.Series, dayfirst: bool|None = None) -> pd.Series:
+    "Distinct stripped strings `u` -> UTC datetime (`NaT` where not a date); values that cannot be dates are left out."
     u = u[u.str.contains(r'\d') & (u.str.len() >= 6) & ~u.str.fullmatch(_NUMBER) & ~u.str.fullmatch(_VERSION)]
     if dayfirst is None: dayfirst = date_dayfirst(u)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        t = pd.to_datetime(u, format='ISO8601', errors='coerce', utc=True)
+        # values with and without a UTC offset are parsed apart: in one call pandas 2.3 applies the first offset it
+        # meets to the naive times after it ('10:00+02:00', '10:00' -> both 08:00 UTC)
+        aware = u.str.contains(_OFFSET).to_numpy()
+        t = pd.Series(pd.NaT, index=u.index, dtype='datetime64[ns, UTC]')
+        for m in (aware, ~aware):
+            if m.any(): t[m] = pd.to_datetime(u[m], format='ISO8601', errors='coerce', utc=True)
         rest = t.isna()
         if rest.any(): t[rest] = pd.to_datetime(u[rest], format='mixed', dayfirst=dayfirst, errors='coerce', utc=True)
-    return pd.to_datetime(s.map(pd.Series(t.to_numpy(), index=u.to_numpy())), utc=True)
+    return pd.Series(t.to_numpy(), index=u.to_numpy())
+
+def parse_dates(x: pd.Series, dayfirst: bool|None = None, *, lookup: pd.Series|None = None) -> pd.Series:
+    "`x` as UTC datetimes where a value reads as a date (never a plain number), `NaT` elsewhere (`lookup`: values already parsed)."
+    if pd.api.types.is_datetime64_any_dtype(x): return pd.to_datetime(x, utc=True)
+    s = _date_strings(x)
+    if lookup is None: lookup = _date_lookup(pd.Series(s.dropna().unique(), dtype=object).astype(str), dayfirst)
+    return pd.to_datetime(s.map(lookup), utc=True)
 
 # %% ../nbs/01_data.ipynb #750440e9
-def _date_share(x: pd.Series) -> float:
+def _date_share(x: pd.Series, lookups: dict|None = None) -> float:
     "Share of `x`'s non-missing values that are dates (judged on the 2,000 most frequent distinct values)."
-    counts = x.dropna().astype(str).str.strip().value_counts().iloc[:2000]
-    if not len(counts) or not counts.index.str.contains(r'\d').any(): return 0.0
-    ok = parse_dates(pd.Series(counts.index, dtype=object)).notna().to_numpy()
-    return float(counts[ok].sum() / counts.sum())
+    counts = x.dropna().astype(str).str.strip().value_counts()
+    top = counts.iloc[:2000]
+    if not len(top) or not top.index.str.contains(r'\d').any(): return 0.0
+    lookup = _date_lookup(pd.Series(top.index, dtype=object))
+    if lookups is not None and len(top) == len(counts): lookups[x.name] = lookup   # every value parsed: reuse it
+    ok = pd.Series(top.index, dtype=object).map(lookup).notna().to_numpy()
+    return float(top[ok].sum() / top.sum())
+
+def _dates_of(df: pd.DataFrame, c, dates: dict|None, lookups: dict|None = None) -> pd.Series:
+    "`parse_dates(df[c])`, parsed once: kept in (and taken from) the cache `dates` (column -> parsed values of `df`)."
+    lookup = (lookups or {}).get(c)
+    if dates is None: return parse_dates(df[c], lookup=lookup)
+    if c not in dates: dates[c] = parse_dates(df[c], lookup=lookup)
+    return dates[c]
 
 def _iso(t) -> str|None:
     if t is None or pd.isna(t): return None
@@ -262,7 +286,7 @@ def _is_text(v: pd.Series, s: Settings) -> bool:
     u = v.nunique()
     return u >= s.text_min_distinct and (u / len(v) > 0.5 or v.astype(str).str.len().mean() > 30)
 
-def _role(x: pd.Series, s: Settings, sensitive=False) -> tuple[str|None, str|None]:
+def _role(x: pd.Series, s: Settings, sensitive=False, lookups: dict|None = None) -> tuple[str|None, str|None]:
     "`(kind, None)` for an input column, `(None, reason)` for one that cannot be an input."
     if sensitive: return ('numeric' if _is_numeric(x) else 'categorical'), None
     v = x.dropna()
@@ -271,7 +295,7 @@ def _role(x: pd.Series, s: Settings, sensitive=False) -> tuple[str|None, str|Non
     if pd.api.types.is_datetime64_any_dtype(x): return 'datetime', None
     if _all_bool(v): return 'categorical', None
     if _is_numeric(x): return (None, 'id-like') if _id_like(x, v, s) else ('numeric', None)
-    share = _date_share(v)
+    share = _date_share(v, lookups)
     if share >= 0.95: return 'datetime', None
     if share >= 0.5: return None, 'unparsed dates'
     if _id_like(x, v, s): return None, 'id-like'
@@ -279,12 +303,12 @@ def _role(x: pd.Series, s: Settings, sensitive=False) -> tuple[str|None, str|Non
     return 'categorical', None
 
 # %% ../nbs/01_data.ipynb #52376ba9
-def _column_of(x: pd.Series, kind: str, s: Settings) -> Column:
-    "The schema `Column` of kind `kind` describing the values of `x`."
+def _column_of(x: pd.Series, kind: str, s: Settings, parsed: pd.Series|None = None) -> Column:
+    "The schema `Column` of kind `kind` describing the values of `x` (`parsed`: its dates, when already parsed)."
     ms = float(x.isna().mean()) if len(x) else 0.0
     if kind == 'numeric': return Column('numeric', str(x.dtype), _num(x.min()), _num(x.max()), None, ms)
     if kind == 'datetime':
-        t = parse_dates(x)
+        t = parse_dates(x) if parsed is None else parsed
         return Column('datetime', str(x.dtype), _iso(t.min()), _iso(t.max()), None, ms)
     cats = _labels(x).dropna().value_counts().index[:s.max_categories].tolist()
     return Column('categorical', str(x.dtype), None, None, sorted(cats), ms)
@@ -325,19 +349,20 @@ def _distinct_rows(df: pd.DataFrame, id_columns=()) -> pd.DataFrame:
     except TypeError: return df          # unhashable cells (lists from Parquet): judge the rows as they are
 
 def infer_schema(df: pd.DataFrame, target: str, sensitive=(), positive_class=None, settings: Settings|None=None, *,
-                 task: str|None = None, drop=(), id_columns=()) -> Schema:
+                 task: str|None = None, drop=(), id_columns=(), dates: dict|None = None) -> Schema:
     "Infer a `Schema` from `df`: task, each column's role and kind, ranges, categories, classes and positive class."
+    # `dates`: a cache that receives each date column's parsed values (so later steps need not parse again)
     s = settings or load_settings()
     if target not in df.columns: raise DataError(f"target column {target!r} is not in the data (columns: {', '.join(map(str, df.columns))})")
     sensitive, drop, id_columns = list(sensitive), list(drop), list(id_columns)
     _check_roles(df, target, sensitive, drop, id_columns)
-    cols, dropped = {}, {}
+    cols, dropped, lookups = {}, {}, {}
     distinct = _distinct_rows(df, id_columns)     # a duplicated row must not make its ID look repeated
     for c in df.columns:
         if c == target or c in id_columns: continue
-        kind, why = (None, 'dropped by --drop') if c in drop else _role(distinct[c], s, c in sensitive)
+        kind, why = (None, 'dropped by --drop') if c in drop else _role(distinct[c], s, c in sensitive, lookups)
         if why: dropped[c] = why
-        else: cols[c] = _column_of(df[c], kind, s)
+        else: cols[c] = _column_of(df[c], kind, s, _dates_of(df, c, dates, lookups) if kind == 'datetime' else None)
     task, reason = infer_task(df[target], task)
     classes, positive_class = _classes(df[target].dropna(), task, positive_class, target)
     return Schema(cols, target, task, classes, positive_class, sensitive, 1, id_columns, dropped, reason)
@@ -349,7 +374,7 @@ def apply_schema(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     for c, col in schema.columns.items():
         if c not in df.columns: continue
         if col.kind == 'categorical' and _is_numeric(df[c]):
-            df[c] = df[c].map(lambda v: v if pd.isna(v) else (str(int(v)) if float(v).is_integer() else str(v))).astype(object)
+            df[c] = _labels(df[c]).where(df[c].notna(), df[c]).astype(object)     # class_label: 2.0 -> '2'
         elif col.kind == 'numeric' and not _is_numeric(df[c]):
             conv = pd.to_numeric(df[c], errors='coerce')
             if (conv.isna() == df[c].isna()).all(): df[c] = conv
@@ -420,6 +445,13 @@ def __str__(self: ValidationReport):
         lines.append(f"{p.severity:8}  {p.rule:{w}}  {str(p.column or '-'):{wc}}  {p.message}")
     return '\n'.join(lines)
 
+@patch
+def raise_if_invalid(self: ValidationReport, what: str):
+    "Raise one `DataError` listing every error: `<what> is invalid: rule column: message; ...`; return the report if valid."
+    if self.ok: return self
+    raise DataError(f"{what} is invalid: " +
+                    '; '.join(f"{p.rule}{' ' + str(p.column) if p.column else ''}: {p.message}" for p in self.errors))
+
 # %% ../nbs/01_data.ipynb #7b473ea6
 def _leak_score(x: pd.Series, y: pd.Series, task: str) -> float:
     m = x.notna() & y.notna()
@@ -448,15 +480,17 @@ def _leak_score(x: pd.Series, y: pd.Series, task: str) -> float:
 
 # %% ../nbs/01_data.ipynb #69ce1187
 def _check_target(rep, y: pd.Series, task: str, s: Settings, contract=False):
-    "Errors for a target that cannot be learned: one class, (discovery) a class too rare to split, a constant value."
+    "Errors for a target that cannot be learned (discovery): one class, a class too rare to split, a constant value."
     v = y.dropna()
     if task == 'regression':
         if not contract and v.nunique() < 2: rep.add('target_constant', y.name, f"the target has a single value ({_num(v.iloc[0])!r}); there is nothing to learn")
         return
     counts = _labels(v).value_counts()
     if len(counts) < 2:
-        rep.add('target_one_class', y.name, f"the target has {_plural(len(counts), 'class', 'classes')}" +
-                (f" ({counts.index[0]!r})" if len(counts) else '') + "; training needs two")
+        one = f"the target has {_plural(len(counts), 'class', 'classes')}" + (f" ({counts.index[0]!r})" if len(counts) else '')
+        if contract: rep.add('target_one_class', y.name, one + ": fine for an evaluation file or a retrain batch, but "
+                             "metrics that compare classes (ROC AUC) are undefined and training needs two", len(counts), 'warning')
+        else: rep.add('target_one_class', y.name, one + "; training needs two")
     elif not contract:
         for c, n in counts[counts < s.min_rows_per_class].items():
             rep.add('target_rare_class', y.name, f"class {c!r} has only {_plural(int(n), 'row')} (min {s.min_rows_per_class}): "
@@ -477,7 +511,7 @@ def _check_leaks(rep, df: pd.DataFrame, target: str, cols, task: str, s: Setting
             rep.add('target_leak', c, f"alone predicts the target {target!r} with score {sc:.3f} (threshold {s.leak_threshold})", sc)
 
 # %% ../nbs/01_data.ipynb #6458ef46
-def _discovery_warnings(rep, df: pd.DataFrame, sch: Schema, s: Settings):
+def _discovery_warnings(rep, df: pd.DataFrame, sch: Schema, s: Settings, dates: dict|None = None):
     n = int(df[sch.target].isna().sum())
     if n: rep.add('target_missing_values', sch.target, f"{_plural(n, 'row')} without a target value: dropped from training", n, 'warning')
     for c, col in sch.columns.items():
@@ -486,7 +520,7 @@ def _discovery_warnings(rep, df: pd.DataFrame, sch: Schema, s: Settings):
             act = 'the transform gives them a missing category' if col.kind == 'categorical' else 'the transform imputes them and adds a missing flag'
             rep.add('completeness', c, f"{col.missing_share:.1%} of values are missing (above {s.max_missing_share:.1%}): {act}", col.missing_share, 'warning')
         if col.kind == 'datetime':
-            bad = int((parse_dates(df[c]).isna() & df[c].notna()).sum())
+            bad = int((_dates_of(df, c, dates).isna() & df[c].notna()).sum())
             rep.add('date_column', c, f"dates {col.min} .. {col.max}: parsed into features" +
                     (f" ({_plural(bad, 'value')} that are not dates become missing)" if bad else ''), bad, 'warning')
     for c, why in sch.dropped.items():
@@ -501,26 +535,27 @@ def _strict(rep, strict: bool):
     return rep
 
 def discover(df: pd.DataFrame, target: str, sensitive=(), positive_class=None, settings: Settings|None = None, *,
-             task: str|None = None, drop=(), id_columns=(), strict=False, path=None) -> tuple[Schema|None, ValidationReport]:
+             task: str|None = None, drop=(), id_columns=(), strict=False, path=None,
+             dates: dict|None = None) -> tuple[Schema|None, ValidationReport]:
     "Infer the schema of a user's table and check it: only unusable data is an error, the rest a warning naming the action."
-    s = settings or load_settings()
+    s, dates = settings or load_settings(), {} if dates is None else dates
     rep = ValidationReport(None if path is None else str(path), len(df), len(df.columns), [])
     if len(df) == 0: rep.add('empty', None, 'the data has no rows')
     elif target not in df.columns: rep.add('target_absent', target, f"target column {target!r} is missing (columns: {', '.join(map(str, df.columns))})")
     elif df[target].isna().all(): rep.add('target_missing_values', target, 'every target value is missing', len(df))
     if rep.errors: return None, rep
-    sch = infer_schema(df, target, sensitive, positive_class, s, task=task, drop=drop, id_columns=id_columns)
+    sch = infer_schema(df, target, sensitive, positive_class, s, task=task, drop=drop, id_columns=id_columns, dates=dates)
     rep.task, rep.task_reason, rep.dropped = sch.task, sch.task_reason, dict(sch.dropped)
     _check_target(rep, df[target], sch.task, s)
     _check_leaks(rep, df, target, sch.features, sch.task, s)
-    _discovery_warnings(rep, df, sch, s)
+    _discovery_warnings(rep, df, sch, s, dates)
     return sch, _strict(rep, strict)
 
 # %% ../nbs/01_data.ipynb #035f2183
-def _check_column(rep, c: str, x: pd.Series, col: Column, s: Settings):
+def _check_column(rep, c: str, x: pd.Series, col: Column, s: Settings, ranges='error', parsed=None):
     "Type, range and category checks of the column `x` against its schema `col`."
     if col.kind == 'datetime':
-        bad = parse_dates(x).isna() & x.notna()
+        bad = (parse_dates(x) if parsed is None else parsed).isna() & x.notna()
         if bad.any():
             ex = ', '.join(repr(v) for v in x[bad].astype(str).unique()[:3])
             rep.add('wrong_type', c, f"expected dates, found {_plural(int(bad.sum()), 'value')} that are not dates (e.g. {ex})", int(bad.sum()))
@@ -536,7 +571,7 @@ def _check_column(rep, c: str, x: pd.Series, col: Column, s: Settings):
             share = float(out / max(num.notna().sum(), 1))
             if out:
                 rep.add('out_of_range', c, f"{int(out):,} values ({share:.2%}) outside the reference range [{lo}, {hi}] "
-                        f"(seen {num.min()}..{num.max()})", share, 'error' if share > s.max_out_of_range_share else 'warning')
+                        f"(seen {num.min()}..{num.max()})", share, 'error' if ranges == 'error' and share > s.max_out_of_range_share else 'warning')
     elif col.categories is not None:
         vals = _labels(x).dropna()
         new = vals[~vals.isin(set(map(str, col.categories)))]
@@ -546,7 +581,7 @@ def _check_column(rep, c: str, x: pd.Series, col: Column, s: Settings):
                     float(len(new) / len(x)), 'warning')
 
 # %% ../nbs/01_data.ipynb #f5b2d7b0
-def _check_columns(rep, df: pd.DataFrame, schema: Schema, s: Settings):
+def _check_columns(rep, df: pd.DataFrame, schema: Schema, s: Settings, ranges='error', dates: dict|None = None):
     allowed = set(schema.id_columns) | set(schema.dropped)
     for c in schema.features:
         if c not in df.columns: rep.add('missing_column', c, f"column {c!r} of the schema is missing")
@@ -561,7 +596,8 @@ def _check_columns(rep, df: pd.DataFrame, schema: Schema, s: Settings):
         elif ms > limit: rep.add('completeness', c, f"{ms:.1%} of values are missing (max {limit:.1%})", ms)
         if len(x) > 1 and x.nunique(dropna=True) == 1 and ms == 0:
             rep.add('constant_column', c, f"has a single value ({_num(x.iloc[0])!r})")
-        if col is not None: _check_column(rep, c, x, col, s)
+        if col is not None:
+            _check_column(rep, c, x, col, s, ranges, _dates_of(df, c, dates) if col.kind == 'datetime' else None)
     return feats
 
 # %% ../nbs/01_data.ipynb #4f2b01f5
@@ -574,17 +610,19 @@ def _check_target_classes(rep, y: pd.Series, schema: Schema):
 
 # %% ../nbs/01_data.ipynb #363cb264
 def validate(df: pd.DataFrame, target: str, schema: Schema|None = None, settings: Settings|None = None,
-             path=None, *, strict=False) -> ValidationReport:
+             path=None, *, strict=False, ranges: str = 'error', dates: dict|None = None) -> ValidationReport:
     "Check `df` against `schema` (the contract), or without one as `discover` does; return a `ValidationReport`."
-    s = settings or load_settings()
-    if schema is None: return discover(df, target, settings=s, strict=strict, path=path)[1]
+    # ranges: 'error' (many values outside the schema's ranges are an error) or 'warning' (new data vs training: drift)
+    if ranges not in ('error', 'warning'): raise UsageError(f"ranges must be 'error' or 'warning', got {ranges!r}")
+    s, dates = settings or load_settings(), {} if dates is None else dates
+    if schema is None: return discover(df, target, settings=s, strict=strict, path=path, dates=dates)[1]
     rep = ValidationReport(None if path is None else str(path), len(df), len(df.columns), [], task=schema.task,
                            task_reason=schema.task_reason, dropped=dict(schema.dropped))
     if len(df) == 0:
         rep.add('empty', None, 'the data has no rows')
         return rep
     if target not in df.columns: rep.add('target_absent', target, f"target column {target!r} is missing")
-    feats = _check_columns(rep, df, schema, s)
+    feats = _check_columns(rep, df, schema, s, ranges, dates)
     if target in df.columns:
         y = df[target]
         if y.isna().any(): rep.add('target_missing_values', target, f"{int(y.isna().sum()):,} rows have no target value", int(y.isna().sum()))
@@ -636,68 +674,96 @@ def data_hash(df: pd.DataFrame) -> str:
     return 'sha256:' + h.hexdigest()
 
 # %% ../nbs/01_data.ipynb #a76d9fc1
-def holdout_split(df: pd.DataFrame, target: str, fraction: float = 0.2, seed: int = 0):
-    "Split `df` into (train, test), stratified by the target when it has at most 20 values."
-    if not 0 < fraction < 1: raise DataError(f"test fraction must be between 0 and 1, got {fraction}")
-    rng = np.random.default_rng(seed + 7919)
-    has = df[target].notna().to_numpy()
-    if df[target].nunique() <= 20:
-        y = _labels(df[target]).to_numpy(dtype=object)
-        parts = []
-        for c in np.unique(y[has].astype(str)):
-            rows = np.flatnonzero(has & (y == c))
-            k = int(round(len(rows) * fraction))
-            parts.append(rng.permutation(rows)[:min(max(k, 1), len(rows) - 1)])
-        idx = np.concatenate(parts) if parts else np.array([], dtype=int)
+def stratified_mask(labels, fraction: float, rng: np.random.Generator, stratify: bool = True) -> np.ndarray:
+    "A boolean mask picking about `fraction` of the labelled rows (missing labels never), per class when `stratify`."
+    lab = pd.Series(labels).reset_index(drop=True)
+    has = lab.notna().to_numpy()
+    if not stratify: pick = rng.permutation(np.flatnonzero(has))[:int(round(has.sum() * fraction))]
     else:
-        rows = np.flatnonzero(has)
-        idx = rng.permutation(rows)[:int(round(len(rows) * fraction))]
-    m = np.zeros(len(df), bool); m[idx] = True
+        y, parts = _labels(lab).to_numpy(dtype=object), []
+        for c in np.unique(y[has].astype(str)):           # classes in a fixed order: the random stream is reproducible
+            rows = np.flatnonzero(has & (y == c))
+            parts.append(rng.permutation(rows)[:min(max(int(round(len(rows) * fraction)), 1), len(rows) - 1)])
+        pick = np.concatenate(parts) if parts else np.array([], dtype=int)
+    m = np.zeros(len(lab), bool); m[pick] = True
+    return m
+
+# %% ../nbs/01_data.ipynb #495d2f00
+def _holdout_mask(df: pd.DataFrame, target: str, fraction: float, seed: int, stratify: bool|None) -> np.ndarray:
+    if not 0 < fraction < 1: raise DataError(f"test fraction must be between 0 and 1, got {fraction}")
+    if stratify is None: stratify = infer_task(df[target])[0] != 'regression'
+    return stratified_mask(df[target], fraction, np.random.default_rng(seed + 7919), stratify)
+
+def holdout_split(df: pd.DataFrame, target: str, fraction: float = 0.2, seed: int = 0, stratify: bool|None = None):
+    "Split `df` into (train, test), stratified by the target unless `stratify=False` (default: unless it is a regression)."
+    m = _holdout_mask(df, target, fraction, seed, stratify)
     return df[~m].reset_index(drop=True), df[m].reset_index(drop=True)
 
 # %% ../nbs/01_data.ipynb #935120e4
-def _raise_if_invalid(rep: ValidationReport):
-    if not rep.ok:
-        raise DataError(f"{rep.path or 'the data'} cannot be used: " +
-                        '; '.join(f"{p.rule}{' ' + str(p.column) if p.column else ''}: {p.message}" for p in rep.errors))
-
-def _blank_bad_dates(df: pd.DataFrame, sch: Schema) -> pd.DataFrame:
+def _blank_bad_dates(df: pd.DataFrame, sch: Schema, dates: dict|None = None) -> pd.DataFrame:
     "Values of the schema's date columns that are not dates become missing."
     for c in sch.datetime():
         if c in df.columns and not pd.api.types.is_datetime64_any_dtype(df[c]):
-            bad = parse_dates(df[c]).isna() & df[c].notna()
+            bad = _dates_of(df, c, dates).isna() & df[c].notna()
             if bad.any(): df = df.assign(**{c: df[c].where(~bad)})
     return df
 
-def _refit_columns(sch: Schema, df: pd.DataFrame, s: Settings) -> Schema:
+def _refit_columns(sch: Schema, df: pd.DataFrame, s: Settings, dates: dict|None = None) -> Schema:
     "`sch` with each column's ranges, categories and missing share taken from `df`; roles and task unchanged."
-    return dataclasses.replace(sch, columns={c: _column_of(df[c], col.kind, s) for c, col in sch.columns.items()})
+    return dataclasses.replace(sch, columns={c: _column_of(df[c], col.kind, s, _dates_of(df, c, dates) if col.kind == 'datetime' else None)
+                                             for c, col in sch.columns.items()})
+
+def _contract_options(task, drop, id_columns, positive_class):
+    "UsageError for the options a schema decides (with `--schema` they would be ignored)."
+    given = [f for f, v in (('--task', task is not None), ('--drop', bool(drop)), ('--id', bool(id_columns)),
+                            ('--positive-class', positive_class is not None)) if v]
+    if given: raise UsageError(f"{', '.join(given)} cannot be combined with --schema: the schema decides the task, "
+                               "the input and ID columns and the positive class")
 
 # %% ../nbs/01_data.ipynb #1ef11cb0
+def _load_test_file(test_data, target, sch: Schema, s: Settings, rep: ValidationReport) -> pd.DataFrame:
+    "The separate test file, checked against the run's schema: structural problems raise, range drift is a warning."
+    test, dates = apply_schema(read_table(test_data), sch), {}
+    trep = validate(test, target, sch, s, path=test_data, ranges='warning', dates=dates).raise_if_invalid(f"test data {test_data}")
+    for p in trep.warnings: rep.add(p.rule, p.column, f"test data: {p.message}", p.value, 'warning')
+    return _blank_bad_dates(test, sch, dates)
+
 def load_for_run(data=None, target=None, sensitive=None, schema=None, test_data=None, test_fraction=0.2, seed=0,
                  positive_class=None, *, task: str|None = None, drop=(), id_columns=(), strict=False, report=False,
                  settings: Settings|None = None):
     "`(train, test, schema[, report])` for a run: bundled Adult by default, else the user's file (and optional test file)."
-    s = settings or load_settings()
+    s, dates = settings or load_settings(), {}
     opts = dict(task=task, drop=drop, id_columns=id_columns, strict=strict)
     if data is None:
         train, test = load_adult()
         if target not in (None, ADULT_TARGET): raise DataError(f"the bundled Adult data's target is {ADULT_TARGET!r}, not {target!r}")
         sch, rep = discover(train, ADULT_TARGET, ADULT_SENSITIVE if sensitive is None else sensitive, positive_class, s,
                             path=adult_path('train'), **opts)
-        _raise_if_invalid(rep)
+        rep.raise_if_invalid(rep.path)
         return (train, test, sch, rep) if report else (train, test, sch)
     if not target: raise DataError("a target column is required with your own data (--target COL)")
     if schema is not None:
+        _contract_options(task, drop, id_columns, positive_class)
         df, sch = load_dataset(data, target, sensitive or (), schema)
-        rep = validate(df, target, sch, s, path=data, strict=strict)
+        rep = validate(df, target, sch, s, path=data, strict=strict, dates=dates)
     else:
         df = read_table(data)
-        sch, rep = discover(df, target, sensitive or (), positive_class, s, path=data, **opts)
-    _raise_if_invalid(rep)
-    df = _blank_bad_dates(df, sch)
-    if test_data is not None: train, test = df, _blank_bad_dates(apply_schema(read_table(test_data), sch), sch)
+        sch, rep = discover(df, target, sensitive or (), positive_class, s, path=data, dates=dates, **opts)
+    rep.raise_if_invalid(str(data))
+    df = _blank_bad_dates(df, sch, dates)
+    if test_data is not None: train, test = df, _load_test_file(test_data, target, sch, s, rep)
     else:
-        train, test = holdout_split(df, target, test_fraction, seed)
-        if schema is None: sch = _refit_columns(sch, train, s)
+        m = _holdout_mask(df, target, test_fraction, seed, sch.task != 'regression')
+        train, test = df[~m].reset_index(drop=True), df[m].reset_index(drop=True)
+        tdates = {c: t[~m].reset_index(drop=True) for c, t in dates.items()}
+        if schema is None: sch = _refit_columns(sch, train, s, tdates)
     return (train, test, sch, rep) if report else (train, test, sch)
+
+# %% ../nbs/01_data.ipynb #bc0d77d0
+def load_recorded(record: dict, report=False):
+    "`(train, test, schema[, report])` of a run from its `params.json` or a model's card: the same file, options, seed and split."
+    data = None if record.get('data') in (None, 'bundled:adult') else record['data']
+    seed = record.get('seed')
+    if seed is None: seed = (record.get('params') or {}).get('seed')
+    return load_for_run(data, record.get('target'), record.get('sensitive'), test_data=record.get('test_data'),
+                        seed=0 if seed is None else seed, report=report, **(record.get('data_options') or {}))

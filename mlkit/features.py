@@ -4,7 +4,8 @@
 
 # %% ../nbs/02_features.ipynb #8d7d6c39
 from __future__ import annotations
-import json
+import json, re
+from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np, pandas as pd
 from .config import DataError
@@ -39,10 +40,8 @@ def _fit_numeric(x: pd.Series, clip: float, n_bins: int) -> dict:
 # %% ../nbs/02_features.ipynb #ef2b4815
 MISSING, UNKNOWN = 0, 1
 
-_as_category = class_label    # categories and class labels share one rule (mlkit.data)
-
 def _fit_categorical(x: pd.Series, min_count: int) -> dict:
-    counts = x.map(_as_category).dropna().value_counts()
+    counts = x.map(class_label).dropna().value_counts()
     vocab = sorted(str(k) for k, n in counts.items() if n >= min_count)
     return dict(vocab=vocab)
 
@@ -77,6 +76,38 @@ def _fit_dates(x: pd.Series, col: str, clip: float, n_bins: int, dayfirst: bool 
     vals = _date_parts(t, parts)
     return {f"{col}__{p}": _fit_numeric(pd.Series(vals[p]), clip, n_bins) for p in parts}
 
+# %% ../nbs/02_features.ipynb #dbb9c91f
+_ISO = re.compile(r'[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?(?:Z|[+-][0-9]{2}:[0-9]{2})?)?')
+_EPOCH = datetime(1970, 1, 1)
+
+def _iso_utc(s: str) -> datetime|None:
+    "`s` (stripped) as a naive UTC datetime when it is a plain ISO 8601 date or time pandas reads the same way, else None."
+    if _ISO.fullmatch(s) is None: return None
+    try:
+        t = datetime.fromisoformat(s)
+        if t.tzinfo is not None: t = t.astimezone(timezone.utc).replace(tzinfo=None)
+    except (ValueError, OverflowError): return None
+    return t if 1678 <= t.year <= 2261 else None
+
+# %% ../nbs/02_features.ipynb #9d976969
+def _records_dates(values: list, col: str, dayfirst: bool, parts: list) -> dict:
+    "`_date_parts(_parse_dates(pd.Series(values), col, dayfirst), parts)`, without pandas for plain ISO 8601 values."
+    out = {p: np.full(len(values), np.nan) for p in parts}
+    rest = []
+    for i, v in enumerate(values):
+        s = v.strip() if type(v) is str else v
+        if s is None or s == '': continue
+        t = _iso_utc(s) if type(s) is str else None
+        if t is None: rest.append(i); continue
+        d = t - _EPOCH
+        got = dict(days=((d.days * 86_400 + d.seconds) * 10**9 + d.microseconds * 1000) / 86_400e9,
+                   month=t.month, dow=t.weekday(), hour=t.hour)
+        for p in parts: out[p][i] = got[p]
+    if rest:
+        slow = _date_parts(_parse_dates(pd.Series([values[i] for i in rest], dtype=object), col, dayfirst), parts)
+        for p in parts: out[p][rest] = slow[p]
+    return out
+
 # %% ../nbs/02_features.ipynb #b23ca9f7
 def _numeric_values(x: pd.Series, c: str) -> np.ndarray:
     "A numeric column of a frame as float64 (NaN where missing); text that is not a number is a `DataError`."
@@ -105,16 +136,12 @@ def _records_numeric(records: list, cols: list) -> np.ndarray:
     return v
 
 # %% ../nbs/02_features.ipynb #170deedc
-def _datetime_columns(schema: Schema) -> list:
-    if hasattr(schema, 'datetime'): return schema.datetime()
-    return [c for c, v in schema.columns.items() if v.kind == 'datetime']
-
 def _fit_target(df: pd.DataFrame, schema: Schema) -> dict:
     if schema.task == 'regression':
         y = pd.to_numeric(df[schema.target], errors='coerce')
         return dict(task='regression', mean=float(y.mean()), std=float(y.std()) or 1.0)
     if schema.task == 'multiclass':
-        classes = [_as_category(c) for c in (schema.classes or [])]
+        classes = [class_label(c) for c in (schema.classes or [])]
         if len(classes) < 2 or None in classes or len(set(classes)) < len(classes):
             raise DataError(f"a multiclass target needs at least 2 distinct classes, the schema lists {schema.classes}")
         return dict(task='multiclass', classes=classes)
@@ -133,6 +160,12 @@ class FeatureTransform:
         self._index = {c: {v: i + 2 for i, v in enumerate(p['vocab'])} for c, p in categorical.items()}
         self._parts = {f"{c}__{p}": (c, p) for c, ps in self.dates.items() for p in ps}   # numeric entries from dates
         self._real = [c for c in numeric if c not in self._parts]                         # numeric input columns
+        at = {c: j for j, c in enumerate(numeric)}      # the records path: where each numeric entry goes, computed once
+        self._real_at = [at[c] for c in self._real]
+        self._date_at = {d: [(p, at[f'{d}__{p}']) for p in ps] for d, ps in self.dates.items()}
+        self._med = np.array([p['median'] for p in numeric.values()], dtype='float64')
+        self._scale = np.array([p['scale'] for p in numeric.values()], dtype='float64')
+        self._flags = [j for j, p in enumerate(numeric.values()) if p['has_missing']]
 
     @classmethod
     def fit(cls, df: pd.DataFrame, schema: Schema, use_sensitive=False, min_count=5, n_bins=16, clip=5.0):
@@ -142,7 +175,7 @@ class FeatureTransform:
         if missing: raise DataError(f"cannot fit the transform: column(s) missing: {', '.join(missing)}")
         num = {c: _fit_numeric(df[c], clip, n_bins) for c in schema.numeric() if c not in drop}
         cat = {c: _fit_categorical(df[c], min_count) for c in schema.categorical() if c not in drop}
-        first = {c: _dayfirst(df[c]) for c in _datetime_columns(schema) if c not in drop}
+        first = {c: _dayfirst(df[c]) for c in schema.datetime() if c not in drop}
         dts = {c: _fit_dates(df[c], c, clip, n_bins, f) for c, f in first.items()}
         clash = [k for ps in dts.values() for k in ps if k in schema.columns]
         if clash: raise DataError(f"column name(s) {', '.join(clash)} clash with the date parts the transform makes")
@@ -181,7 +214,7 @@ class FeatureTransform:
         x_cat = np.zeros((n, len(self.categorical)), dtype='int64')
         unknown = {}
         for j, (c, idx) in enumerate(self._index.items()):
-            vals = df[c].map(_as_category)
+            vals = df[c].map(class_label)
             codes = vals.map(idx)
             is_missing = vals.isna().to_numpy()
             unk = codes.isna().to_numpy() & ~is_missing
@@ -191,22 +224,20 @@ class FeatureTransform:
         return (out, unknown) if stats else out
 
     def transform_records(self, records: list, stats=False):
-        "Same arrays as `transform`, straight from a list of dicts (no pandas but for date columns): the serving path."
+        "Same arrays as `transform`, straight from a list of dicts (pandas only for dates not in plain ISO 8601): the serving path."
         n = len(records)
         if self.numeric:
             v = _records_numeric(records, self._real)
-            if self.dates:   # date parts: parsed by the same code as `transform`, placed in the numeric columns' order
-                dates = {d: _date_parts(_parse_dates(pd.Series([r.get(d) for r in records], dtype=object), d, self.dayfirst[d]), ps)
-                         for d, ps in self.dates.items()}
-                at = {c: j for j, c in enumerate(self._real)}
-                v = np.stack([v[:, at[c]] if c in at else dates[self._parts[c][0]][self._parts[c][1]]
-                              for c in self.numeric], axis=1).reshape(n, len(self.numeric))
-            med = np.array([p['median'] for p in self.numeric.values()]); sc = np.array([p['scale'] for p in self.numeric.values()])
+            if self.dates:   # date parts (the values `transform` gives), placed in the numeric columns' order
+                v, real = np.empty((n, len(self.numeric))), v
+                v[:, self._real_at] = real
+                for d, at in self._date_at.items():
+                    got = _records_dates([r.get(d) for r in records], d, self.dayfirst[d], [p for p, _ in at])
+                    for p, j in at: v[:, j] = got[p]
             nan = np.isnan(v)
-            z = np.clip((v - med) / sc, -self.clip, self.clip)
+            z = np.clip((v - self._med) / self._scale, -self.clip, self.clip)
             z[nan] = 0.0
-            flags = [j for j, p in enumerate(self.numeric.values()) if p['has_missing']]
-            x_num = np.concatenate([z, nan[:, flags].astype('float64')], axis=1).astype('float32')
+            x_num = np.concatenate([z, nan[:, self._flags].astype('float64')], axis=1).astype('float32')
         else: x_num = np.zeros((n, 0), 'float32')
         x_cat = np.zeros((n, len(self.categorical)), dtype='int64')
         unknown = {}
@@ -214,7 +245,7 @@ class FeatureTransform:
             u, codes, get = 0, [], idx.get
             for r in records:
                 v = r.get(c)
-                k = v.strip() if type(v) is str else _as_category(v)    # strings (the common case) need no other test
+                k = v.strip() if type(v) is str else class_label(v)    # strings (the common case) need no other test
                 if k is None: codes.append(MISSING)
                 else:
                     code = get(k)
@@ -251,7 +282,7 @@ def encode_target(self: FeatureTransform, y) -> np.ndarray:
     y = pd.Series(y)
     if self.target['task'] == 'regression':
         return ((pd.to_numeric(y).to_numpy('float64') - self.target['mean']) / self.target['std']).astype('float32')
-    ys = y.map(_as_category)
+    ys = y.map(class_label)
     unknown = set(ys.dropna()) - set(self.target['classes'])
     if unknown or ys.isna().any(): raise DataError(f"target values not in the classes {self.target['classes']}: {sorted(map(str, unknown))[:5] or ['(missing)']}")
     if self.target['task'] == 'multiclass':

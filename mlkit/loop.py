@@ -8,8 +8,9 @@ import contextlib, fcntl, json, math, os, signal, socket, subprocess, sys, time
 from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np, pandas as pd
+from .data import load_recorded
 from .config import DataError, MlkitError, UsageError, Settings, load_settings, mlkit_home, new_run_id, reports_dir
-from .runs import Stage, write_json, run_folder, train_run, data_stage, format_data_summary, format_metrics, evaluate_predictor, error_text, save_summary, load_run_data
+from .runs import Stage, write_json, run_folder, train_run, data_stage, format_data_summary, format_metrics, evaluate_predictor, error_text, save_summary
 
 # %% auto #0
 __all__ = ['probe_check', 'skill', 'sampling_noise', 'baseline_gates', 'production_gates', 'gates', 'Busy', 'run_lock',
@@ -176,7 +177,7 @@ def retrain(data=None, target=None, sensitive=None, if_drift=False, params=None,
                     return summary
             card = model_card(prod) if prod else {}
             if prod:
-                ref_train, heldout, schema = load_run_data(card)
+                ref_train, heldout, schema = load_recorded(card)
                 if card.get('target') is None: raise MlkitError(f"model {prod} has no training lineage in its card")
                 target = target or schema.target
                 sensitive = sensitive if sensitive is not None else schema.sensitive
@@ -205,8 +206,9 @@ def retrain(data=None, target=None, sensitive=None, if_drift=False, params=None,
                     summary.update(new_rows=int(len(frames[1])), new_rows_already_known=int(dup.sum()))
                     frames[1] = frames[1][~dup]
             if not prod:
-                from mlkit.data import holdout_split
-                combined, heldout = holdout_split(frames[0], target, 0.2, (params or {}).get('seed', 0))
+                from mlkit.data import holdout_split, infer_task
+                combined, heldout = holdout_split(frames[0], target, 0.2, (params or {}).get('seed', 0),
+                                                  stratify=(opts.get('task') or infer_task(frames[0][target])[0]) != 'regression')
             else: combined = pd.concat(frames, ignore_index=True)
             combined.to_parquet(rdir/'train_data.parquet', index=False); heldout.to_parquet(rdir/'heldout.parquet', index=False)
             summary['train_data_hash'], summary['heldout_hash'] = data_hash(combined), data_hash(heldout)
@@ -468,7 +470,7 @@ def main_job(data=None, target=None, sensitive=None, test_data=None, params=None
         print(format_metrics(tr['metrics']), file=out)
         with Stage('gates and promotion', durations, 3, N, out):
             prod = alias_target('production')
-            _, test_df, schema = load_run_data(json.loads((rdir/'params.json').read_text()))
+            _, test_df, schema = load_recorded(json.loads((rdir/'params.json').read_text()))
             pm = model_metrics(prod, test_df) if prod else None
             _, pred = load_predictor(tag)
             probe = probe_check(pred, pd.read_parquet(model_path(tag)/REFERENCE).head(200))

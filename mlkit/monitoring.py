@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np, pandas as pd
 from .config import DataError, MlkitError, Settings, load_settings, mlkit_home, new_run_id, reports_dir
-from .data import Schema, read_table, load_for_run
+from .data import Schema, read_table, load_recorded
 from .registry import resolve, model_path, verify_folder, card as model_card
 
 # %% auto #0
@@ -27,10 +27,7 @@ def reference_frame(folder, card: dict|None = None) -> pd.DataFrame:
     if (folder/REFERENCE).exists(): return pd.read_parquet(folder/REFERENCE)
     card = card if card is not None else (json.loads((folder/'card.json').read_text()) if (folder/'card.json').exists() else {})
     if 'target' not in card: raise MlkitError(f"model {folder.name} has no stored reference sample and no training data in its card")
-    data = None if card.get('data') in (None, 'bundled:adult') else card['data']
-    seed = (card.get('params') or {}).get('seed', 0)
-    train, _, _ = load_for_run(data, card['target'], card.get('sensitive'), seed=seed)
-    return train
+    return load_recorded(card)[0]
 
 def reference_sample(train: pd.DataFrame, n: int = 5000, seed: int = 0) -> pd.DataFrame:
     "A uniform sample of at most `n` training rows, stored with a registered model as its monitoring reference."

@@ -10,9 +10,8 @@ from .config import DataError, MlkitError, UsageError, load_settings, new_run_id
 
 # %% auto #0
 __all__ = ['DATA_OPTIONS', 'Stage', 'write_json', 'error_text', 'save_summary', 'git_commit', 'evaluate_predictor', 'RunFailed',
-           'workflows_dir', 'kernel_name', 'execute_workflow', 'run_folder', 'load_run_data', 'model_name',
-           'register_run', 'train_run', 'resolve_model_dir', 'evaluate_run', 'monitor_run', 'data_stage',
-           'format_data_summary', 'format_metrics']
+           'workflows_dir', 'kernel_name', 'execute_workflow', 'run_folder', 'model_name', 'register_run', 'train_run',
+           'resolve_model_dir', 'evaluate_run', 'monitor_run', 'data_stage', 'format_data_summary', 'format_metrics']
 
 # %% ../nbs/09_runs.ipynb #afed66db
 class Stage:
@@ -163,13 +162,6 @@ def _data_params(data, target, sensitive, test_data, options=None):
                 sensitive=None if sensitive is None else list(sensitive),
                 test_data=None if test_data is None else str(Path(test_data).absolute()), options=dict(options or {}))
 
-def load_run_data(record: dict, report=False):
-    "`(train, test, schema)` of a run from its `params.json` or a model's card: the same file, options, seed and split."
-    from mlkit.data import load_for_run
-    data = None if record.get('data') in (None, 'bundled:adult') else record['data']
-    seed = record.get('seed', (record.get('params') or {}).get('seed', 0))
-    return load_for_run(data, record.get('target'), record.get('sensitive'), test_data=record.get('test_data'), seed=seed,
-                        report=report, **(record.get('data_options') or {}))
 
 def model_name(data=None) -> str:
     "Registry name of a model trained on `data`: `adult` for the bundled data, else the file's name (slugged)."
@@ -192,7 +184,8 @@ def register_run(rdir, name: str) -> str:
                 dropped=(pj.get('schema') or {}).get('dropped'), id_columns=(pj.get('schema') or {}).get('id_columns'),
                 notebooks=[str(p) for p in sorted(rdir.glob('*.ipynb'))], val_metrics=pj.get('val_metrics'))
     from mlkit.monitoring import reference_sample, REFERENCE
-    train = load_run_data(pj)[0]
+    from mlkit.data import load_recorded
+    train = load_recorded(pj)[0]
     reference_sample(train, 5000, pj.get('seed', 0)).to_parquet(rdir/'model'/REFERENCE, index=False)
     return register(rdir/'model', name, card)
 

@@ -120,10 +120,10 @@ class Scorer:
         self.log.append([dict(ts=ts, request_id=request_id, model=self.tag, inputs=r, **p, **extra) for r, p in zip(records, preds)])
 
 # %% ../nbs/07_serving.ipynb #1e059a02
-def strip_dropped(records: list, dropped) -> list:
-    "The records without the `dropped` columns (the same list when there are none)."
-    if not dropped: return records
-    return [{k: v for k, v in r.items() if k not in dropped} for r in records]
+def strip_dropped(records: list, dropped: set) -> list:
+    "The records without the `dropped` columns: only a record that has one is copied (the same list when none has)."
+    if not dropped or all(dropped.isdisjoint(r) for r in records): return records    # the usual request: no copy
+    return [r if dropped.isdisjoint(r) else {k: v for k, v in r.items() if k not in dropped} for r in records]
 
 def echo_ids(records: list, preds: list, ids: list) -> list:
     "Each prediction with `id`: the record's non-null `ids` columns (None when it has none)."

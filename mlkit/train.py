@@ -11,13 +11,13 @@ import numpy as np, pandas as pd
 import torch
 import lightning as L
 from .config import DataError, UsageError, new_run_id, reports_dir
-from .data import Schema
-from .features import FeatureTransform, _as_category
+from .data import Schema, stratified_mask
+from .features import FeatureTransform
 from .model import TabularNet, Predictor, net_config
 
 # %% auto #0
-__all__ = ['TrainParams', 'split_train_val', 'ArrayData', 'batch_loader', 'effective_batch_size', 'TabularModule', 'EpochLine',
-           'wandb_mode', 'make_wandb_logger', 'FitResult', 'fit', 'finish_wandb']
+__all__ = ['TrainParams', 'split_train_val', 'ArrayData', 'batch_loader', 'training_rows', 'effective_batch_size',
+           'TabularModule', 'EpochLine', 'wandb_mode', 'make_wandb_logger', 'FitResult', 'fit', 'finish_wandb']
 
 # %% ../nbs/04_train.ipynb #d6098557
 @dataclass
@@ -72,13 +72,7 @@ class TrainParams:
 def split_train_val(df: pd.DataFrame, schema: Schema, fraction: float, seed: int):
     "Stratified (binary, multiclass) or random (regression) split of `df` into train and validation frames."
     if not 0 < fraction < 1: raise UsageError(f"val_fraction must be between 0 and 1, got {fraction}")
-    rng = np.random.default_rng(seed)
-    if schema.task in ('binary', 'multiclass'):
-        y = df[schema.target].map(_as_category).astype(str).to_numpy()
-        n_val = lambda n: min(int(round(n * fraction)), max(n - 1, 0))     # a class of 2+ rows keeps a training row
-        val = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:n_val(int((y == c).sum()))] for c in np.unique(y)]).astype(int)
-    else: val = rng.permutation(len(df))[:int(round(len(df) * fraction))]
-    mask = np.zeros(len(df), bool); mask[val] = True
+    mask = stratified_mask(df[schema.target], fraction, np.random.default_rng(seed), schema.task != 'regression')
     return df[~mask].reset_index(drop=True), df[mask].reset_index(drop=True)
 
 class ArrayData(torch.utils.data.Dataset):
@@ -95,6 +89,14 @@ def batch_loader(data: ArrayData, batch_size: int, shuffle: bool, seed: int = 0)
     base = torch.utils.data.RandomSampler(data, generator=g) if shuffle else torch.utils.data.SequentialSampler(data)
     sampler = torch.utils.data.BatchSampler(base, batch_size, drop_last=False)
     return torch.utils.data.DataLoader(data, sampler=sampler, batch_size=None)
+
+# %% ../nbs/04_train.ipynb #68cbc4aa
+def training_rows(df: pd.DataFrame, schema: Schema, params: TrainParams|dict|None = None) -> pd.DataFrame:
+    "The rows of `df` that `fit` trains on (before its validation split): a target value, the first `limit_rows` if set."
+    if schema.target not in df.columns: raise DataError(f"target column {schema.target!r} is not in the training data")
+    limit = (params.get('limit_rows') if isinstance(params, dict) else getattr(params, 'limit_rows', 0)) or 0
+    df = df[df[schema.target].notna()]
+    return df.iloc[:int(limit)] if limit else df
 
 # %% ../nbs/04_train.ipynb #8aab095f
 def effective_batch_size(n_train: int, batch_size: int) -> int:
@@ -221,9 +223,7 @@ def fit(df: pd.DataFrame, schema: Schema, params: TrainParams|None = None, run_d
         progress='bar', logger=True) -> FitResult:
     "Train on `df` (training data only); return the best model by validation loss. `progress`: 'bar', 'lines' or False."
     p = params or TrainParams()
-    if schema.target not in df.columns: raise DataError(f"target column {schema.target!r} is not in the training data")
-    df = df[df[schema.target].notna()]
-    if p.limit_rows: df = df.iloc[:p.limit_rows]
+    df = training_rows(df, schema, p)
     _quiet_lightning()
     t0 = time.perf_counter()
     L.seed_everything(p.seed, workers=True, verbose=False)

@@ -6,7 +6,8 @@ import pytest
 from conftest import mlkit_cmd
 import numpy as np
 from mlkit.data import (ADULT_TARGET, ADULT_SENSITIVE, load_adult, read_table, infer_schema, infer_task, discover, validate,
-                        validate_file, data_hash, Schema, load_dataset, load_for_run, holdout_split, summarize, class_label)
+                        validate_file, data_hash, Schema, load_dataset, load_for_run, holdout_split, summarize, class_label,
+                        apply_schema, stratified_mask, load_recorded, ValidationReport, TASKS, Column)
 from mlkit.config import DataError, UsageError, load_settings
 
 @pytest.fixture(scope='module')
@@ -55,7 +56,6 @@ def test_valid_file_exit_0(tmp_path, adult, schema_file):
     ('constant_column', lambda d: d.assign(workclass='Private')),
     ('target_leak', lambda d: d.assign(relationship=d[ADULT_TARGET])),
     ('target_leak', lambda d: d.assign(capital_gain=(d[ADULT_TARGET] == '>50K') * 10000 + d.index % 7)),
-    ('target_one_class', lambda d: d.assign(**{ADULT_TARGET: '<=50K'})),
     ('target_missing_values', lambda d: d.assign(**{ADULT_TARGET: [None if i == 3 else v for i, v in enumerate(d[ADULT_TARGET])]})),
     ('target_absent', lambda d: d.drop(columns=[ADULT_TARGET])),
     ('target_classes', lambda d: d.assign(**{ADULT_TARGET: d[ADULT_TARGET] + '.'})),
@@ -66,6 +66,14 @@ def test_each_rule_fails_with_exit_3(tmp_path, adult, schema_file, rule, mutate)
     assert r.returncode == 3, r.stdout + r.stderr
     assert rule in _rules(rep), rep['problems']
     assert rep['valid'] is False
+
+def test_one_class_against_schema_is_a_warning(tmp_path, adult, schema_file):
+    "A contract file may hold one class (an evaluation file, a retrain batch): valid, with a warning; discovery refuses it."
+    one = adult[1].head(2000).assign(**{ADULT_TARGET: '<=50K'})
+    r, rep = _validate(tmp_path, one, schema=schema_file)
+    assert r.returncode == 0 and rep['valid'] and 'target_one_class' in _rules(rep, 'warning'), r.stdout + r.stderr
+    r, rep = _validate(tmp_path, one)
+    assert r.returncode == 3 and 'target_one_class' in _rules(rep)
 
 def test_rules_without_schema(tmp_path, adult):
     "Discovery: a leak is an error; a constant column is only dropped, with a warning saying so."
@@ -302,7 +310,7 @@ def test_load_for_run_user_file(tmp_path):
     assert len(tr) + len(te) == len(d) and not set(tr.ref) & set(te.ref)
     assert s.columns['x'].missing_share == pytest.approx(tr.x.isna().mean())   # ranges from the training part
     with pytest.raises(UsageError, match='use --task multiclass'): load_for_run(p, 'y', task='binary')
-    with pytest.raises(DataError, match='cannot be used'): load_for_run(p, 'y', strict=True)
+    with pytest.raises(DataError, match=r'd\.csv is invalid: '): load_for_run(p, 'y', strict=True)
     assert summarize(te, 'y')['class_balance'].keys() == {'high', 'low', 'mid', 'tiny'}
 
 def test_holdout_split_every_class():
@@ -310,3 +318,113 @@ def test_holdout_split_every_class():
     tr, te = holdout_split(d, 'y', 0.2)
     assert sorted(te.y.unique()) == ['a', 'b', 'c'] and set(tr.y.dropna()) == {'a', 'b', 'c', 'd'}
     assert te.y.notna().all() and tr.y.isna().sum() == 4
+
+
+def _dated_table(n=240, seed=0):
+    rng = np.random.default_rng(seed)
+    d = pd.DataFrame({'x': rng.normal(size=n), 'c': rng.choice(['u', 'v'], n),
+                      'day': (pd.Timestamp('2023-01-01') + pd.to_timedelta(rng.integers(0, 400, n), unit='D')).strftime('%Y-%m-%d'),
+                      'y': rng.choice(['a', 'b', 'c'], n)})
+    return d.drop_duplicates().reset_index(drop=True)
+
+def test_separate_test_file_is_validated(tmp_path):
+    d = _dated_table()
+    p = _write(tmp_path, d)
+    drift = _write(tmp_path, d.head(50).assign(x=lambda f: f.x * 50), 'drift.csv')
+    tr, te, s, rep = load_for_run(p, 'y', test_data=drift, report=True)
+    assert len(tr) == len(d) and len(te) == 50 and rep.ok
+    assert [w.rule for w in rep.warnings if w.message.startswith('test data:')] == ['out_of_range']
+    bad = d.head(50).drop(columns=['c']).copy()
+    bad.loc[bad.index[:2], 'y'] = 'zz'
+    bad.loc[bad.index[:3], 'day'] = 'soon'
+    bad['x'] = bad.x.astype(object); bad.loc[bad.index[:3], 'x'] = 'many'
+    with pytest.raises(DataError) as e: load_for_run(p, 'y', test_data=_write(tmp_path, bad, 'bad.csv'))
+    msg = str(e.value)
+    assert msg.startswith(f"test data {tmp_path/'bad.csv'} is invalid: ")
+    for part in ('missing_column c:', 'wrong_type day:', 'wrong_type x:', "target_classes y:", "'zz'"): assert part in msg, part
+    assert 'out_of_range' not in msg
+
+def test_validate_ranges_keyword(adult, schema_file):
+    s = Schema.load(schema_file)
+    d = adult[1].head(300).assign(age=lambda f: f.age + 200)
+    assert [p.rule for p in validate(d, ADULT_TARGET, s).errors] == ['out_of_range']
+    r = validate(d, ADULT_TARGET, s, ranges='warning')
+    assert r.ok and 'out_of_range' in [p.rule for p in r.warnings]
+    with pytest.raises(UsageError, match='ranges'): validate(d, ADULT_TARGET, s, ranges='drift')
+
+def test_one_class_is_an_error_only_in_discovery(adult, schema_file):
+    one = adult[0][adult[0][ADULT_TARGET] == '>50K'].head(200)
+    assert [p.rule for p in validate(one, ADULT_TARGET).errors] == ['target_one_class']
+    r = validate(one, ADULT_TARGET, Schema.load(schema_file))
+    assert r.ok and [p.rule for p in r.warnings if p.column == ADULT_TARGET] == ['target_one_class']
+    assert "'>50K'" in [p for p in r.warnings if p.rule == 'target_one_class'][0].message
+
+def test_each_date_column_parsed_once(tmp_path, monkeypatch):
+    import mlkit.data as md
+    calls, orig = [], md._date_lookup
+    monkeypatch.setattr(md, '_date_lookup', lambda *a, **k: calls.append(1) or orig(*a, **k))
+    d = _dated_table()
+    p = _write(tmp_path, d)
+    tr, te, s = load_for_run(p, 'y')
+    assert s.columns['day'].kind == 'datetime' and len(calls) == 1
+    assert s.columns['day'].min == pd.to_datetime(tr.day).min().isoformat()      # the range of the training part
+    calls.clear(); s.save(tmp_path/'s.json')
+    load_for_run(p, 'y', schema=tmp_path/'s.json', test_data=_write(tmp_path, d.head(40), 't.csv'))
+    assert len(calls) == 2                                                         # the data file once, the test file once
+    calls.clear(); infer_schema(d, 'y')
+    assert len(calls) == 1
+
+def test_apply_schema_uses_class_label():
+    s = Schema({'k': Column('categorical', categories=['1', '2.5'])}, 'y')
+    out = apply_schema(pd.DataFrame({'k': [1.0, 2.5, np.nan, 7], 'y': [0, 1, 0, 1]}), s)
+    assert out.k.tolist()[:2] == [class_label(1.0), class_label(2.5)] == ['1', '2.5'] and pd.isna(out.k[2]) and out.k[3] == '7'
+
+def test_stratified_mask_rule_and_many_classes():
+    y = pd.Series([f"k{i:02d}" for i in range(25)] * 3 + ['lone', None, None])
+    m = stratified_mask(y, 0.2, np.random.default_rng(0))
+    picked = y[m]
+    assert set(picked) == {f"k{i:02d}" for i in range(25)} and 'lone' not in set(picked) and picked.notna().all()
+    assert (y[~m].value_counts() >= 1).all() and m.tolist() == stratified_mask(y, 0.2, np.random.default_rng(0)).tolist()
+    d = pd.DataFrame({'y': y, 'x': range(len(y))})
+    tr, te = holdout_split(d, 'y', 0.2)                      # 25 classes: stratified (the old rule split it at random)
+    assert te.y.nunique() == 25 and tr.y.isna().sum() == 2
+    r = pd.DataFrame({'y': np.linspace(0, 1, 50), 'x': range(50)})
+    assert holdout_split(r, 'y', 0.2)[1].x.tolist() == holdout_split(r, 'y', 0.2, stratify=False)[1].x.tolist()   # regression: random
+    assert len(holdout_split(r, 'y', 0.2)[1]) == 10 and len(holdout_split(r, 'y', 0.2, stratify=True)[0]) == 50   # 50 one-row 'classes': each stays in training
+
+def test_raise_if_invalid_format():
+    r = ValidationReport('f.csv', 10, 2, [])
+    assert r.raise_if_invalid('f.csv') is r
+    r.add('missing_column', 'age', "column 'age' of the schema is missing")
+    r.add('duplicate_rows', None, '9 duplicate rows', 0.9)
+    r.add('completeness', 'x', 'most missing', 0.5, 'warning')
+    with pytest.raises(DataError) as e: r.raise_if_invalid('data f.csv')
+    assert str(e.value) == "data f.csv is invalid: missing_column age: column 'age' of the schema is missing; duplicate_rows: 9 duplicate rows"
+
+def test_schema_with_discovery_options_is_refused(tmp_path):
+    d = _dated_table()
+    p = _write(tmp_path, d)
+    infer_schema(d, 'y').save(tmp_path/'s.json')
+    with pytest.raises(UsageError, match=r'^--task cannot be combined with --schema: the schema decides'):
+        load_for_run(p, 'y', schema=tmp_path/'s.json', task='multiclass')
+    with pytest.raises(UsageError, match=r'^--drop, --id, --positive-class cannot be combined with --schema'):
+        load_for_run(p, 'y', schema=tmp_path/'s.json', drop=['c'], id_columns=['x'], positive_class='a')
+    assert load_for_run(p, 'y', schema=tmp_path/'s.json', drop=[], id_columns=())[2].task == 'multiclass'
+
+def test_load_recorded_replays_the_run(tmp_path):
+    d = _dated_table()
+    p = _write(tmp_path, d)
+    tr, te, s = load_for_run(p, 'y', seed=4, drop=['c'])
+    for rec in (dict(data=str(p), target='y', seed=4, data_options=dict(drop=['c'])),
+                dict(data=str(p), target='y', params=dict(seed=4), data_options=dict(drop=['c']))):
+        tr2, te2, s2 = load_recorded(rec)
+        assert data_hash(tr2) == data_hash(tr) and data_hash(te2) == data_hash(te) and s2 == s
+    assert data_hash(load_recorded(dict(data=str(p), target='y'))[1]) == data_hash(load_for_run(p, 'y', seed=0)[1])
+    s.save(tmp_path/'s.json')
+    tr3, te3, s3, rep = load_recorded(dict(data=str(p), target='y', data_options=dict(schema=str(tmp_path/'s.json'))), report=True)
+    assert s3.dropped == {'c': 'dropped by --drop'} and rep.ok
+    a_tr, a_te, a_s = load_recorded(dict(data='bundled:adult', target=ADULT_TARGET, sensitive=['sex', 'race'], seed=1))
+    assert (len(a_tr), len(a_te), a_s.positive_class) == (32561, 16281, '>50K')
+
+def test_tasks_defined_once_in_data():
+    assert TASKS == ('binary', 'multiclass', 'regression')

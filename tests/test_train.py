@@ -232,3 +232,28 @@ def test_day_first_dates_parse_alike_in_discovery_transform_and_serving(tmp_path
     assert fold.dayfirst == {'d': False} and np.array_equal(fold.transform(df.iloc[[0, 45]])['x_num'], full['x_num'][[0, 45]])
     assert not np.array_equal(fold.transform_records([recs[1]])['x_num'], full['x_num'][1:2])   # month-first: 2 January
     with pytest.raises(Exception, match=r"column 'd' must be a date, got '12345'"): ft.transform_records([{**recs[3], 'd': ' 12345 '}])
+
+def test_training_rows_is_what_fit_trains_on():
+    from mlkit.train import training_rows
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({'x': rng.normal(size=240), 'y': rng.choice(['a', 'b', 'c'], 240)})
+    df.loc[[0, 5, 9], 'y'] = None
+    s = infer_schema(df, 'y')
+    p = TrainParams(limit_rows=150, max_epochs=1)
+    rows = training_rows(df, s, p)
+    assert len(rows) == 150 and rows.y.notna().all() and rows.index[0] == 1 and 240 - 3 > rows.index[-1]
+    assert len(training_rows(df, s, {'limit_rows': 0})) == len(training_rows(df, s)) == 237
+    res = fit(df, s, p, progress=False, logger=False)
+    assert res.train_rows + res.val_rows == len(rows)
+
+def test_split_train_val_uses_the_shared_rule():
+    from mlkit.train import split_train_val
+    from mlkit.data import stratified_mask
+    import mlkit.train as mt
+    assert not hasattr(mt, '_as_category')
+    df = pd.DataFrame({'x': np.arange(50.0), 'y': ['a'] * 45 + ['b'] * 3 + ['c'] * 2})
+    s = Schema({'x': Column('numeric')}, 'y', task='multiclass', classes=['a', 'b', 'c'])
+    tr, va = split_train_val(df, s, 0.1, 7)
+    assert va.y.value_counts().to_dict() == {'a': 4, 'b': 1, 'c': 1} and set(tr.y) == {'a', 'b', 'c'}   # each class on both sides
+    m = stratified_mask(df.y, 0.1, np.random.default_rng(7))
+    assert va.x.tolist() == df.x[m].tolist()
