@@ -25,7 +25,8 @@ CSV_SUFFIXES = ('.csv', '.csv.gz', '.tsv', '.tsv.gz', '.txt')
 PARQUET_SUFFIXES = ('.parquet', '.pq')
 
 def _strip_strings(df: pd.DataFrame) -> pd.DataFrame:
-    for c in df.columns:
+    for c in df.columns:     # a Parquet category column becomes plain values: categories are the data's, not pandas'
+        if isinstance(df[c].dtype, pd.CategoricalDtype): df[c] = df[c].astype(object).where(df[c].notna(), None)
         if df[c].dtype == object: df[c] = df[c].map(lambda v: v.strip() if isinstance(v, str) else v)
     df.columns = [str(c).strip() for c in df.columns]
     return df

@@ -41,7 +41,7 @@ def _fit_numeric(x: pd.Series, clip: float, n_bins: int) -> dict:
 MISSING, UNKNOWN = 0, 1
 
 def _fit_categorical(x: pd.Series, min_count: int) -> dict:
-    counts = x.map(class_label).dropna().value_counts()
+    counts = x.astype(object).map(class_label).dropna().value_counts()
     vocab = sorted(str(k) for k, n in counts.items() if n >= min_count)
     return dict(vocab=vocab)
 
@@ -214,7 +214,7 @@ class FeatureTransform:
         x_cat = np.zeros((n, len(self.categorical)), dtype='int64')
         unknown = {}
         for j, (c, idx) in enumerate(self._index.items()):
-            vals = df[c].map(class_label)
+            vals = df[c].astype(object).map(class_label)     # object first: a pandas Categorical maps to a Categorical
             codes = vals.map(idx)
             is_missing = vals.isna().to_numpy()
             unk = codes.isna().to_numpy() & ~is_missing
@@ -282,7 +282,7 @@ def encode_target(self: FeatureTransform, y) -> np.ndarray:
     y = pd.Series(y)
     if self.target['task'] == 'regression':
         return ((pd.to_numeric(y).to_numpy('float64') - self.target['mean']) / self.target['std']).astype('float32')
-    ys = y.map(class_label)
+    ys = y.astype(object).map(class_label)
     unknown = set(ys.dropna()) - set(self.target['classes'])
     if unknown or ys.isna().any(): raise DataError(f"target values not in the classes {self.target['classes']}: {sorted(map(str, unknown))[:5] or ['(missing)']}")
     if self.target['task'] == 'multiclass':

@@ -350,7 +350,7 @@ def _baseline_frame(df: pd.DataFrame, kinds: dict, dayfirst: dict, name: str) ->
     if lacking: raise DataError(f"the {name} frame lacks the input column(s) {lacking}")
     out = {c: pd.to_numeric(df[c], errors='coerce').astype(float).to_numpy() for c in kinds['numeric']}
     out.update({c: _days_since_epoch(df[c], dayfirst[c]) for c in kinds['datetime']})
-    out.update({c: df[c].map(_label).fillna(MISSING_GROUP).astype(str).to_numpy() for c in kinds['categorical']})
+    out.update({c: df[c].astype(object).map(_label).fillna(MISSING_GROUP).astype(str).to_numpy() for c in kinds['categorical']})
     return pd.DataFrame(out, index=df.index)
 
 # %% ../nbs/05_metrics.ipynb #0b5af71e
