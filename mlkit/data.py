@@ -31,6 +31,13 @@ def _strip_strings(df: pd.DataFrame) -> pd.DataFrame:
     df.columns = [str(c).strip() for c in df.columns]
     return df
 
+def _separator(head: bytes) -> str:
+    "The field separator of a CSV from its header line: ',' unless ';', tab or '|' splits it into more fields."
+    line = head.split(b'\n', 1)[0]
+    counts = {s: line.count(s.encode()) for s in (',', ';', '\t', '|')}
+    best = max(counts, key=counts.get)
+    return best if counts[best] > counts[','] else ','
+
 def read_table(path, encoding: str = 'utf-8') -> pd.DataFrame:
     "Read a CSV (`.csv`, `.tsv`, optionally `.gz`) or Parquet file into a frame, or raise one clear `DataError`."
     p = Path(path)
@@ -41,12 +48,12 @@ def read_table(path, encoding: str = 'utf-8') -> pd.DataFrame:
     try:
         if name.endswith(PARQUET_SUFFIXES): df = pd.read_parquet(p)
         elif name.endswith(CSV_SUFFIXES) or '.' not in name:
-            sep = '\t' if '.tsv' in name else ','
             opener = gzip.open if name.endswith('.gz') else open
             with opener(p, 'rb') as fh: head = fh.read(8192)
             if b'\x00' in head: raise DataError(f"{p} is not CSV text (it holds binary NUL bytes); is it another format?")
-            df = pd.read_csv(p, sep=sep, skipinitialspace=True, na_values=NA_VALUES, keep_default_na=True,
-                             encoding=encoding, low_memory=False)
+            sep = '\t' if '.tsv' in name else _separator(head)
+            df = pd.read_csv(p, sep=sep, skipinitialspace=True, na_values=NA_VALUES, keep_default_na=True, encoding=encoding,
+                             low_memory=False, decimal=',' if sep == ';' else '.')   # ';' files (spreadsheet exports) write 1,5
         else: raise DataError(f"unsupported file type {p.suffix!r} for {p}: use CSV (.csv, .csv.gz, .tsv) or Parquet (.parquet)")
     except DataError: raise
     except UnicodeDecodeError as e:
