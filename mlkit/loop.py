@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from .data import load_recorded
 from .config import DataError, MlkitError, UsageError, Settings, load_settings, mlkit_home, new_run_id, reports_dir
-from .runs import Stage, write_json, run_folder, train_run, data_stage, format_data_summary, format_metrics, evaluate_predictor, error_text, save_summary
+from .runs import Stage, write_json, run_folder, train_run, data_stage, format_data_summary, format_metrics, evaluate_predictor, error_text, save_summary, model_name
 
 # %% auto #0
-__all__ = ['probe_check', 'skill', 'sampling_noise', 'baseline_gates', 'production_gates', 'gates', 'Busy', 'run_lock',
-           'model_metrics', 'retrain', 'canary_report', 'canary_check', 'canary_promote', 'lineage', 'format_lineage',
-           'request_lineage', 'simulated_batch', 'score_through_service', 'main_job', 'format_summary']
+__all__ = ['probe_check', 'skill', 'sampling_noise', 'baseline_gates', 'settings_for', 'production_gates', 'gates', 'Busy',
+           'run_lock', 'model_metrics', 'retrain', 'canary_report', 'canary_check', 'canary_promote', 'lineage',
+           'format_lineage', 'request_lineage', 'simulated_batch', 'score_through_service', 'main_job',
+           'format_summary']
 
 # %% ../nbs/09b_loop.ipynb #3da3b525
 def probe_check(pred, probe: pd.DataFrame) -> dict:
@@ -89,6 +90,12 @@ def _vs_best(cand, key, higher, vals, s) -> dict:
            f"{best} wins: {key} {bv:.4f} against the model's {mv:.4f}, by {abs(gap):.4f} (more than the allowed {allowed})")
     return _gate(f'vs_baseline:{best}', ok, value, thr, msg)
 
+# %% ../nbs/09b_loop.ipynb #bca0f250
+def settings_for(model: str|None) -> Settings:
+    "The settings in force for `model` (`name` or `name:version`): `[mlkit.models.<name>]` of the settings file applied."
+    from mlkit.slo import model_settings
+    return model_settings(str(model).split(':')[0] if model else None)
+
 # %% ../nbs/09b_loop.ipynb #534f68a4
 def production_gates(cand: dict, prod: dict, s: Settings) -> list:
     "Candidate not worse than production on the same held-out rows (accuracy and AUC, or RMSE)."
@@ -156,7 +163,6 @@ def retrain(data=None, target=None, sensitive=None, if_drift=False, params=None,
     from mlkit.registry import alias_target, card as model_card, promote
     from mlkit.data import read_table, apply_schema, validate, discover, Schema, data_hash
     out = out or sys.stdout
-    s = settings or load_settings()
     with run_lock('retrain'):
         run_id = new_run_id('retrain'); rdir = run_folder(run_id); rdir.mkdir(parents=True, exist_ok=True)
         durations = {}
@@ -165,6 +171,7 @@ def retrain(data=None, target=None, sensitive=None, if_drift=False, params=None,
         try:
             prod = alias_target(alias)
             summary['production'] = prod
+            s = settings or settings_for(prod or model_name(data))
             if prod is None and data is None: raise MlkitError(f"no {alias} model to retrain and no --data given")
             if if_drift:
                 from mlkit.runs import monitor_run
@@ -219,7 +226,7 @@ def retrain(data=None, target=None, sensitive=None, if_drift=False, params=None,
             for k in ('drop', 'id_columns'):
                 if opts.get(k): opts[k] = [c for c in opts[k] if c in combined.columns]
             tr = train_run(rdir/'train_data.parquet', target, sensitive, rdir/'heldout.parquet', params, run_id=run_id, out=out,
-                           name=(prod or '').split(':')[0] or None, options=opts)
+                           name=(prod or '').split(':')[0] or model_name(data), options=opts)
             cand = tr['model_tag']; summary['candidate'] = cand
             with Stage('gates', durations, out=out):
                 from mlkit.registry import load_predictor, model_path
@@ -283,9 +290,9 @@ def _labelled_quality(tag: str, lab: pd.DataFrame, target: str) -> dict:
 def canary_report(labels=None, settings=None) -> dict:
     "Candidate vs production on the prediction log since the candidate was set."
     from mlkit.registry import alias_target, history, card as model_card
-    s = settings or load_settings()
     cand, prod = alias_target('candidate'), alias_target('production')
     if cand is None: raise MlkitError("no candidate: `mlkit retrain` sets the candidate alias")
+    s = settings or settings_for(cand)
     if prod == cand:   # production already moved to the candidate: compare with the model it replaced
         moved = [e for e in history('production') if e['to'] == cand]
         prod = moved[-1]['from'] if moved else None
@@ -452,7 +459,7 @@ def main_job(data=None, target=None, sensitive=None, test_data=None, params=None
     from mlkit.registry import alias_target, promote, load_predictor, model_path
     from mlkit.monitoring import REFERENCE
     out = out or sys.stdout
-    s = settings or load_settings()
+    s = settings or settings_for(model_name(data))
     run_id = new_run_id('run'); rdir = run_folder(run_id); rdir.mkdir(parents=True, exist_ok=True)
     durations = {}
     summary = dict(run_id=run_id, kind='main', status='running', error=None, durations=durations, run_dir=str(rdir), reports={})
