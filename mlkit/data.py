@@ -15,9 +15,9 @@ from .config import DataError, UsageError, Settings, load_settings
 # %% auto #0
 __all__ = ['NA_VALUES', 'CSV_SUFFIXES', 'PARQUET_SUFFIXES', 'ADULT_TARGET', 'ADULT_SENSITIVE', 'ADULT_POSITIVE', 'TASKS',
            'MAX_INTEGER_CLASSES', 'read_table', 'adult_path', 'load_adult', 'class_label', 'sort_labels', 'Column',
-           'Schema', 'infer_task', 'date_dayfirst', 'parse_dates', 'infer_schema', 'apply_schema', 'load_dataset',
-           'Problem', 'ValidationReport', 'discover', 'validate', 'validate_file', 'summarize', 'data_hash',
-           'stratified_mask', 'holdout_split', 'load_for_run', 'load_recorded']
+           'Schema', 'infer_task', 'date_dayfirst', 'column_dayfirst', 'parse_dates', 'infer_schema', 'apply_schema',
+           'load_dataset', 'Problem', 'ValidationReport', 'discover', 'validate', 'validate_file', 'summarize',
+           'data_hash', 'stratified_mask', 'holdout_split', 'load_for_run', 'load_recorded']
 
 # %% ../nbs/01_data.ipynb #66c342ea
 NA_VALUES = ['?', '', 'NA', 'N/A', 'NaN', 'nan', 'null', 'NULL', 'None']
@@ -221,6 +221,11 @@ def date_dayfirst(values) -> bool:
     "Whether dates like `01/03/2022` in `values` put the day first: some value's first number is above 12 and none's second."
     m = pd.Series(list(values), dtype=object).astype(str).str.extract(_DMY).dropna().astype(int)
     return bool(len(m) and (m[0] > 12).any() and not (m[1] > 12).any())
+
+def column_dayfirst(x: pd.Series) -> bool:
+    "Whether the date column `x` puts the day first: `date_dayfirst` on its distinct values (datetimes: False)."
+    if pd.api.types.is_datetime64_any_dtype(x): return False
+    return date_dayfirst(x.dropna().unique())
 
 # %% ../nbs/01_data.ipynb #4e2dbf20
 def _date_strings(x: pd.Series) -> pd.Series:

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np, pandas as pd
 from .config import DataError
-from .data import Schema, class_label, date_dayfirst, parse_dates
+from .data import Schema, class_label, column_dayfirst, parse_dates
 from fastcore.basics import patch
 
 # %% auto #0
@@ -46,11 +46,6 @@ def _fit_categorical(x: pd.Series, min_count: int) -> dict:
     return dict(vocab=vocab)
 
 # %% ../nbs/02_features.ipynb #c51b357e
-def _dayfirst(x: pd.Series) -> bool:
-    "Whether the date column `x` (training values) puts the day first: `data.date_dayfirst` on its distinct values."
-    if pd.api.types.is_datetime64_any_dtype(x): return False
-    return date_dayfirst(x.dropna().unique())
-
 def _parse_dates(x: pd.Series, col: str, dayfirst: bool = False) -> pd.Series:
     "`x` as naive UTC timestamps (ns; NaT where missing or empty) by `data.parse_dates`; a non-date is a `DataError`."
     t = parse_dates(x, dayfirst=dayfirst).dt.tz_localize(None).astype('datetime64[ns]')
@@ -175,7 +170,7 @@ class FeatureTransform:
         if missing: raise DataError(f"cannot fit the transform: column(s) missing: {', '.join(missing)}")
         num = {c: _fit_numeric(df[c], clip, n_bins) for c in schema.numeric() if c not in drop}
         cat = {c: _fit_categorical(df[c], min_count) for c in schema.categorical() if c not in drop}
-        first = {c: _dayfirst(df[c]) for c in schema.datetime() if c not in drop}
+        first = {c: column_dayfirst(df[c]) for c in schema.datetime() if c not in drop}
         dts = {c: _fit_dates(df[c], c, clip, n_bins, f) for c, f in first.items()}
         clash = [k for ps in dts.values() for k in ps if k in schema.columns]
         if clash: raise DataError(f"column name(s) {', '.join(clash)} clash with the date parts the transform makes")

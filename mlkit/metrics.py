@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from sklearn.metrics import log_loss as _sk_log_loss, roc_auc_score as _sk_roc_auc
 from .config import DataError
-from .data import TASKS, class_label, date_dayfirst, parse_dates
+from .data import TASKS, class_label, column_dayfirst, parse_dates
 
 # %% auto #0
 __all__ = ['MISSING_GROUP', 'TASK_METRICS', 'expected_calibration_error', 'classification_metrics', 'regression_metrics',
@@ -335,8 +335,7 @@ def _inputs(schema) -> dict:
 
 def _dayfirst(train: pd.DataFrame, kinds: dict) -> dict:
     "Per datetime input column: whether its training values put the day first, decided as the model's transform does."
-    return {c: False if pd.api.types.is_datetime64_any_dtype(train[c]) else date_dayfirst(train[c].dropna().unique())
-            for c in kinds['datetime'] if c in train.columns}
+    return {c: column_dayfirst(train[c]) for c in kinds['datetime'] if c in train.columns}
 
 def _days_since_epoch(s: pd.Series, dayfirst: bool) -> np.ndarray:
     "Days since 1970 of the dates in `s` as `data.parse_dates` reads them (NaN where not a date)."
