@@ -220,8 +220,9 @@ def _quiet_lightning():
     warnings.filterwarnings('ignore', message='.*smaller than the logging interval.*')
 
 def fit(df: pd.DataFrame, schema: Schema, params: TrainParams|None = None, run_dir=None, run_id=None,
-        progress='bar', logger=True) -> FitResult:
-    "Train on `df` (training data only); return the best model by validation loss. `progress`: 'bar', 'lines' or False."
+        progress='bar', logger=True, callbacks=None) -> FitResult:
+    """Train on `df` (training data only); return the best model by validation loss. `progress`: 'bar', 'lines' or False;
+    `callbacks`: extra Lightning callbacks (e.g. a sweep's pruning callback)."""
     p = params or TrainParams()
     df = training_rows(df, schema, p)
     _quiet_lightning()
@@ -250,7 +251,7 @@ def fit(df: pd.DataFrame, schema: Schema, params: TrainParams|None = None, run_d
     trainer = L.Trainer(max_epochs=p.max_epochs, accelerator=p.accelerator, devices=p.devices, num_nodes=p.num_nodes,
                         strategy=p.strategy, precision=p.precision, deterministic=p.deterministic, logger=lg,
                         callbacks=[EarlyStopping('val_loss', patience=p.patience, mode='min'), ckpt] +
-                                  ([EpochLine()] if progress == 'lines' else []),
+                                  ([EpochLine()] if progress == 'lines' else []) + list(callbacks or []),
                         enable_progress_bar=progress in (True, 'bar'), enable_model_summary=False, log_every_n_steps=10,
                         default_root_dir=str(run_dir) if run_dir else tempfile.mkdtemp(prefix='mlkit-fit-'),
                         num_sanity_val_steps=0)
