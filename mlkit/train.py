@@ -29,7 +29,11 @@ class TrainParams:
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    hidden: tuple = (256, 256)
+    network: str = 'tabm'        # 'tabm' (the default ensemble), 'mlp' (one MLP) or 'package.module:callable' (your own)
+    k: int = 32                  # tabm: ensemble members sharing one backbone
+    d_block: int = 256           # tabm: backbone width
+    n_blocks: int = 2            # tabm: backbone depth
+    hidden: tuple = (256, 256)   # mlp: hidden layer widths
     dropout: float = 0.15
     d_num: int = 16
     d_cat: int = 16
@@ -182,14 +186,14 @@ def wandb_mode() -> str:
     if m not in ('online', 'offline', 'disabled'): raise UsageError(f"WANDB_MODE must be online, offline or disabled, got {m!r}")
     return m
 
-def make_wandb_logger(run_id: str, save_dir, project='mlkit', config=None):
-    "A `WandbLogger` for `run_id` saving under `save_dir`, in `wandb_mode()`."
+def make_wandb_logger(run_id: str, save_dir, project='mlkit', config=None, **kw):
+    "A `WandbLogger` for `run_id` saving under `save_dir`, in `wandb_mode()`; `kw` go to `wandb.init` (e.g. `group`)."
     from lightning.pytorch.loggers import WandbLogger
     mode = wandb_mode()
     os.environ.setdefault('WANDB_SILENT', 'true')
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     return WandbLogger(project=project, name=run_id, id=run_id, save_dir=str(save_dir), offline=(mode == 'offline'),
-                       mode=mode, log_model=False, config=config, settings=_wandb_settings())
+                       mode=mode, log_model=False, config=config, settings=_wandb_settings(), **kw)
 
 def _wandb_settings():
     import wandb
