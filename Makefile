@@ -29,6 +29,7 @@ check-generated: install
 nbtest: install
 	rm -rf $(MLKIT_TEST_HOME) && mkdir -p $(MLKIT_TEST_HOME)
 	MLKIT_HOME=$(MLKIT_TEST_HOME)/home MLKIT_REPORTS=$(MLKIT_TEST_HOME)/reports WANDB_MODE=disabled $(BIN)/nbdev_test
+	MLKIT_HOME=$(MLKIT_TEST_HOME)/home MLKIT_REPORTS=$(MLKIT_TEST_HOME)/reports WANDB_MODE=disabled $(BIN)/nbdev_test --path nbs/tutorials
 
 pytest: install
 	$(BIN)/pytest tests -q

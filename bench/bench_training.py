@@ -1,6 +1,6 @@
 """Training benchmark: Lightning (the project's `TabularModule` + `Trainer`) against a plain PyTorch loop.
 
-Both train the same `TabularNet` on the same full Adult training split (85% of the training file, as `fit` uses),
+Both train the same network (the default, `build_network`) on the same full Adult training split (85% of the training file, as `fit` uses),
 with the same batch size, `batch_loader`, AdamW + cosine schedule, BCE loss and a validation pass per epoch
 (loss, accuracy, AUC, as `TabularModule` logs), for a fixed number of epochs without early stopping. Repeats are
 interleaved, their order rotating each repeat, so drifting machine load hits all alike. Reported: seconds per epoch (median of the
@@ -23,12 +23,13 @@ import common
 TMP = common.isolate()
 
 import numpy as np, torch
+from dataclasses import asdict
 import lightning as L
 from sklearn.metrics import roc_auc_score
 from mlkit.data import load_adult, infer_schema, ADULT_TARGET, ADULT_SENSITIVE
 from mlkit.features import FeatureTransform
-from mlkit.model import TabularNet, net_config
-from mlkit.train import TrainParams, ArrayData, batch_loader, split_train_val, TabularModule, fit, _quiet_lightning
+from mlkit.model import build_network, net_config
+from mlkit.train import TrainParams, ArrayData, batch_loader, split_train_val, TabularModule, fit, member_loss, _quiet_lightning
 
 def prepare(p: TrainParams):
     train, test = load_adult()
@@ -36,7 +37,7 @@ def prepare(p: TrainParams):
     df = train[train[schema.target].notna()]
     tr, va = split_train_val(df, schema, p.val_fraction, p.seed)
     ft = FeatureTransform.fit(tr, schema, use_sensitive=p.use_sensitive, min_count=p.min_count, n_bins=p.n_bins)
-    cfg = net_config(ft, p.d_num, p.d_cat, p.hidden, p.dropout)
+    cfg = net_config(ft, p.network, **asdict(p))
     dtr = ArrayData(ft.transform(tr), ft.encode_target(tr[schema.target]))
     dva = ArrayData(ft.transform(va), ft.encode_target(va[schema.target]))
     return train, test, schema, cfg, dtr, dva
@@ -73,7 +74,7 @@ def run_plain(cfg, dtr, dva, p: TrainParams, epochs: int):
     t0, c0 = time.perf_counter(), time.process_time()
     L.seed_everything(p.seed, workers=True, verbose=False)
     torch.use_deterministic_algorithms(True)
-    net = TabularNet(cfg)
+    net = build_network(cfg)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     opt = torch.optim.AdamW(net.parameters(), lr=p.lr, weight_decay=p.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
@@ -84,7 +85,7 @@ def run_plain(cfg, dtr, dva, p: TrainParams, epochs: int):
         net.train()
         tot, n = torch.zeros(()), 0
         for x_num, x_cat, y in tl:
-            loss = loss_fn(net(x_num, x_cat), y)
+            loss = member_loss(loss_fn, net.heads(x_num, x_cat) if hasattr(net, 'heads') else net(x_num, x_cat), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -11,9 +11,9 @@ from .config import MlkitError, UsageError, mlkit_home
 
 # %% auto #0
 __all__ = ['MANIFEST', 'BENTO_OWN', 'ModelError', 'bentoml_home', 'bentoml_module', 'model_store', 'sha256_file', 'manifest',
-           'sign', 'write_manifest', 'verify_folder', 'library_versions', 'register', 'model_path', 'resolve',
-           'load_predictor', 'card', 'aliases_dir', 'read_alias', 'alias_target', 'history', 'promote', 'rollback',
-           'all_aliases', 'list_models', 'show']
+           'sign', 'write_manifest', 'verify_folder', 'network_card', 'library_versions', 'register', 'model_path',
+           'resolve', 'load_predictor', 'card', 'aliases_dir', 'read_alias', 'alias_target', 'history', 'promote',
+           'rollback', 'all_aliases', 'list_models', 'show']
 
 # %% ../nbs/06_registry.ipynb #4279870f
 class ModelError(MlkitError):
@@ -106,6 +106,14 @@ def verify_folder(folder, name=None) -> dict:
         if not hmac.compare_digest(sig, sign(files, key)): raise ModelError(f"model {name}: signature does not match (wrong key or tampered manifest)")
     return m
 
+# %% ../nbs/06_registry.ipynb #3680f200
+def network_card(folder) -> dict:
+    "The network of a model folder, for its card: name ('tabm', 'mlp' or 'module:callable'), `network_args`, stored `code/` files' sha256."
+    folder = Path(folder)
+    c = json.loads((folder/'net.json').read_text()).get('config', {})
+    code = {p.relative_to(folder).as_posix(): sha256_file(p) for p in sorted((folder/'code').rglob('*')) if p.is_file()}
+    return dict(network=c.get('network', 'mlp'), network_args=c.get('network_args'), code=code)
+
 # %% ../nbs/06_registry.ipynb #4533020d
 def library_versions() -> dict:
     "Versions of the libraries a model depends on."
@@ -141,6 +149,8 @@ def register(model_dir, name: str, card: dict|None = None, labels: dict|None = N
         dst = Path(m.path)
         for p in src.iterdir():
             if p.is_file() and p.name not in (MANIFEST, 'card.json'): shutil.copy2(p, dst/p.name)
+            elif p.is_dir() and p.name == 'code': shutil.copytree(p, dst/p.name, ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+        card['network'] = network_card(dst)
         (dst/'card.json').write_text(json.dumps(card, indent=1, default=str))
         write_manifest(dst)
         tag = str(m.tag)
