@@ -30,7 +30,15 @@ def _cmd_schema(a):
     return 0
 
 def _params(a) -> dict:
-    return {k: v for k, v in (a.param or [])}
+    "Training parameters: those of `--params FILE` (a sweep's best.json, or a JSON object of them), then each `-p NAME VALUE`."
+    out = {}
+    if getattr(a, 'params_file', None):
+        try: d = json.loads(Path(a.params_file).read_text())
+        except (OSError, ValueError) as e: raise UsageError(f"--params {a.params_file}: {e}") from None
+        d = d['params'] if isinstance(d, dict) and isinstance(d.get('params'), dict) else d
+        if not isinstance(d, dict): raise UsageError(f"--params {a.params_file}: expected a JSON object of training parameters")
+        out.update(d)
+    return {**out, **{k: v for k, v in (getattr(a, 'param', None) or [])}}
 
 def _options(a) -> dict:
     "The data options of a command: task override, dropped and ID columns, strict validation."
@@ -203,6 +211,14 @@ def _cmd_ops(a):
     for p in export_ops(a.out, a.runbook_base, a.model): print(p)
     return 0
 
+# %% ../nbs/10_cli.ipynb #2a3974f3
+def _cmd_sweep(a):
+    from mlkit.sweep import sweep_run
+    s = sweep_run(a.data, a.target, a.sensitive, a.test_data, _params(a), objective=a.objective, trials=a.trials,
+                  timeout=a.timeout, cv=a.cv, study=a.study, promote=not a.no_promote, options=_options(a))
+    print(f"sweep {s['study']}: {s['sweep_dir']}")
+    return 0
+
 # %% ../nbs/10_cli.ipynb #8f02c19e
 def _data_args(p, required=True):
     p.add_argument('--data', required=required, metavar='PATH', help='CSV (.csv, .csv.gz, .tsv) or Parquet file')
@@ -224,8 +240,11 @@ def _run_args(p, params=True, options=True):
     p.add_argument('--sensitive', nargs='+', metavar='COL', help='sensitive attributes measured for fairness')
     p.add_argument('--test-data', metavar='PATH', help='a separate test file (default: a held-out split of --data)')
     if options: _option_args(p, schema=True)
-    if params: p.add_argument('-p', '--param', nargs=2, action='append', metavar=('NAME', 'VALUE'),
-                              help='a training parameter, e.g. -p max_epochs 10 (repeatable)')
+    if params:
+        p.add_argument('-p', '--param', nargs=2, action='append', metavar=('NAME', 'VALUE'),
+                       help='a training parameter, e.g. -p max_epochs 10 (repeatable)')
+        p.add_argument('--params', dest='params_file', metavar='FILE',
+                       help="training parameters from a JSON file: a sweep's best.json or {name: value}; -p overrides")
 
 def make_parser() -> argparse.ArgumentParser:
     "The `mlkit` argument parser."
@@ -258,6 +277,15 @@ def make_parser() -> argparse.ArgumentParser:
     t = sub.add_parser('train', help='train and evaluate a model as papermill runs (reports/runs/<run_id>/)')
     _run_args(t)
     t.set_defaults(func=_cmd_train)
+    sw = sub.add_parser('sweep', help='hyperparameter sweep (Optuna TPE, k folds of the training rows) as one papermill run; refit + register the best')
+    _run_args(sw)
+    sw.add_argument('--trials', type=int, default=20, help="finished trials the study should hold, a continued study's included (default 20)")
+    sw.add_argument('--timeout', type=float, metavar='S', help='start no new trial after S seconds')
+    sw.add_argument('--cv', type=int, metavar='K', help='folds of the training rows (default 3)')
+    sw.add_argument('--objective', metavar='NAME', help="accuracy, auc, rmse, or fairness (quality and the largest fairness gap); default: the task's primary metric")
+    sw.add_argument('--study', metavar='ID', help='continue sweep ID (reports/sweeps/ID/), or run beside another worker of it')
+    sw.add_argument('--no-promote', action='store_true', help='skip the refit and registration of the best parameters')
+    sw.set_defaults(func=_cmd_sweep)
     e = sub.add_parser('evaluate', help='evaluate a model on held-out data as a papermill run')
     e.add_argument('--model', required=True, metavar='REF', help='a run id, run folder or model folder')
     _run_args(e, params=False, options=False)

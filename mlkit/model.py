@@ -51,7 +51,7 @@ class PiecewiseLinear(nn.Module):
         return torch.relu(torch.einsum('bft,ftd->bfd', self.encode(x), self.weight) + self.bias)
 
 # %% ../nbs/03_model.ipynb #3a8cc51f
-ARCH = {'tabm': dict(d_num=16, k=32, d_block=256, n_blocks=2, dropout=0.1),
+ARCH = {'tabm': dict(d_num=16, k=16, d_block=128, n_blocks=2, dropout=0.1),
         'mlp': dict(d_num=16, d_cat=16, hidden=[256, 256], dropout=0.1)}
 
 def net_config(ft: FeatureTransform, network: str = 'tabm', **arch) -> dict:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_train.ipynb #0b5a8662
 from __future__ import annotations
-import json, os, tempfile, time, warnings, logging
+import json, os, shutil, tempfile, time, warnings, logging
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -32,8 +32,8 @@ class TrainParams:
     weight_decay: float = 3e-4
     network: str = 'tabm'        # 'tabm' (the default ensemble), 'mlp' (one MLP) or 'package.module:callable' (your own)
     network_args: str = ''       # your own network's constructor arguments, a JSON object: '{"width": 64}'
-    k: int = 32                  # tabm: ensemble members sharing one backbone
-    d_block: int = 256           # tabm: backbone width
+    k: int = 16                  # tabm: ensemble members sharing one backbone
+    d_block: int = 128           # tabm: backbone width
     n_blocks: int = 2            # tabm: backbone depth
     hidden: tuple = (256, 256)   # mlp: hidden layer widths
     dropout: float = 0.1
@@ -115,7 +115,7 @@ def effective_batch_size(n_train: int, batch_size: int) -> int:
 def auto_epochs(n_train: int, batch_size: int, max_epochs: int = 0, patience: int = 0) -> tuple:
     "`(max_epochs, patience)` for `n_train` rows in batches of `batch_size`; nonzero arguments are kept."
     steps = -(-max(n_train, 1) // batch_size)
-    e = max_epochs or int(min(200, max(10, round(3000 / steps))))
+    e = max_epochs or int(min(200, max(10, round(2000 / steps))))
     return e, patience or max(4, e // 5)
 
 # %% ../nbs/04_train.ipynb #ce7c9903
@@ -270,19 +270,22 @@ def fit(df: pd.DataFrame, schema: Schema, params: TrainParams|None = None, run_d
     if logger is True: lg = make_wandb_logger(run_id, (run_dir or Path(reports_dir())/'runs'/run_id)/'wandb', p.wandb_project, {**asdict(p), **eff})
     elif logger: lg = logger
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-    ckpt = ModelCheckpoint(dirpath=str(run_dir/'checkpoints') if run_dir else None, monitor='val_loss', mode='min',
+    tmp = None if run_dir else Path(tempfile.mkdtemp(prefix='mlkit-fit-'))   # removed after training
+    ckpt = ModelCheckpoint(dirpath=str((run_dir or tmp)/'checkpoints'), monitor='val_loss', mode='min',
                            save_top_k=1, filename='best-{epoch}')
     trainer = L.Trainer(max_epochs=epochs, accelerator=p.accelerator, devices=p.devices, num_nodes=p.num_nodes,
                         strategy=p.strategy, precision=p.precision, deterministic=p.deterministic, logger=lg,
                         callbacks=[EarlyStopping('val_loss', patience=patience, mode='min'), ckpt] +
                                   ([EpochLine()] if progress == 'lines' else []) + list(callbacks or []),
                         enable_progress_bar=progress in (True, 'bar'), enable_model_summary=False, log_every_n_steps=10,
-                        default_root_dir=str(run_dir) if run_dir else tempfile.mkdtemp(prefix='mlkit-fit-'),
+                        default_root_dir=str(run_dir or tmp),
                         num_sanity_val_steps=0)
-    trainer.fit(module, batch_loader(dtr, bs, True, p.seed), batch_loader(dva, 4096, False))
-    if ckpt.best_model_path:
-        state = torch.load(ckpt.best_model_path, map_location='cpu', weights_only=True)['state_dict']
-        module.load_state_dict(state)
+    try:
+        trainer.fit(module, batch_loader(dtr, bs, True, p.seed), batch_loader(dva, 4096, False))
+        if ckpt.best_model_path:
+            module.load_state_dict(torch.load(ckpt.best_model_path, map_location='cpu', weights_only=True)['state_dict'])
+    finally:
+        if tmp: shutil.rmtree(tmp, ignore_errors=True)
     best = {k: float(v) for k, v in trainer.callback_metrics.items()}
     pred = Predictor(module.net.cpu().eval(), ft)
     val = _val_metrics(pred, va, schema)

@@ -17,8 +17,9 @@ ALLOWED = {
     'monitoring': {'config', 'data', 'metrics', 'model', 'registry', 'predlog'},    # reads the log, not the service
     'slo': {'config', 'metrics', 'monitoring', 'registry'},
     'runs': {'config', 'data', 'features', 'model', 'train', 'metrics', 'registry', 'monitoring'},
+    'sweep': {'config', 'data', 'features', 'model', 'train', 'metrics', 'registry', 'runs'},
     'loop': {'config', 'data', 'metrics', 'model', 'registry', 'predlog', 'monitoring', 'runs', 'serving', 'slo'},
-    'cli': {'config', 'data', 'features', 'model', 'train', 'metrics', 'registry', 'predlog', 'serving', 'monitoring', 'slo', 'runs', 'loop'},
+    'cli': {'config', 'data', 'features', 'model', 'train', 'metrics', 'registry', 'predlog', 'serving', 'monitoring', 'slo', 'runs', 'loop', 'sweep'},
 }
 
 def mlkit_imports(path: Path) -> set:
