@@ -15,8 +15,8 @@ from .runs import (Stage, _data_params, data_stage, error_text, evaluate_predict
 __all__ = ['SEARCH_SPACE', 'OBJECTIVES', 'PARETO_RULE', 'search_space', 'suggest', 'objective_spec', 'cv_folds', 'fairness_gap',
            'cross_validate', 'choose_pareto', 'sweep_folder', 'read_spec', 'fixed_params', 'check_args', 'sweep_args',
            'open_sweep', 'journal_path', 'make_sampler', 'load_study', 'worker_id', 'fail_stale_trials', 'trial_counts',
-           'run_trial', 'format_trial', 'run_trials', 'trials_frame', 'best_result', 'plot_history', 'plot_importance',
-           'plot_pareto', 'importances', 'write_results', 'format_best', 'refit_best', 'sweep_run']
+           'run_trial', 'enqueue_defaults', 'format_trial', 'run_trials', 'trials_frame', 'best_result', 'plot_history',
+           'plot_importance', 'plot_pareto', 'importances', 'write_results', 'format_best', 'refit_best', 'sweep_run']
 
 # %% ../nbs/09c_sweep.ipynb #070d6788
 SEARCH_SPACE = dict(
@@ -242,6 +242,13 @@ def trial_counts(study) -> dict:
     out = {k: c.get(k, 0) for k in ('complete', 'pruned', 'fail', 'running')}
     return dict(out, finished=out['complete'] + out['pruned'], total=sum(c.values()))
 
+# %% ../nbs/09c_sweep.ipynb #6dd5a75d
+def _crash_for_tests(number: int):
+    "Kill this process (SIGKILL) as trial `number` starts when `MLKIT_SWEEP_CRASH_AT` names it (tests of resume)."
+    if os.environ.get('MLKIT_SWEEP_CRASH_AT') == str(number):
+        import signal
+        os.kill(os.getpid(), signal.SIGKILL)
+
 # %% ../nbs/09c_sweep.ipynb #0a1c2401
 def _trial_logger(spec: dict, number: int, params: dict):
     from mlkit.train import make_wandb_logger, wandb_mode
@@ -261,6 +268,7 @@ def run_trial(study, spec: dict, df, schema, folds: list, n_trials: int|None = N
     from optuna.trial import TrialState
     from mlkit.train import finish_wandb
     trial = study.ask(); trial.set_user_attr('worker', worker_id())
+    _crash_for_tests(trial.number)
     if _surplus(study, trial, n_trials):
         trial.set_user_attr('error', f'not run: the study already had {n_trials} trials'); study.tell(trial, state=TrialState.FAIL); return None
     params = {**spec['params'], **suggest(trial, spec['space'])}
@@ -281,6 +289,15 @@ def run_trial(study, spec: dict, df, schema, folds: list, n_trials: int|None = N
         if k != 'value' and k != 'gap': trial.set_user_attr(k, v)
     return study.tell(trial, values, state=state)
 
+# %% ../nbs/09c_sweep.ipynb #2dea7cfb
+def enqueue_defaults(study, space: dict) -> dict:
+    "Queue a trial of the default training parameters on `space`'s dimensions (once per study); return them."
+    from mlkit.train import TrainParams
+    d = TrainParams()
+    params = {k: getattr(d, k) for k in space if hasattr(d, k)}
+    if params and not study.trials: study.enqueue_trial(params, skip_if_exists=True)
+    return params
+
 # %% ../nbs/09c_sweep.ipynb #1efe1883
 def format_trial(t, spec: dict) -> str:
     "One line for a finished trial."
@@ -298,6 +315,7 @@ def run_trials(spec: dict, df, schema, n_trials: int, timeout: float|None = None
     out = out or sys.stdout
     rows = training_rows(df, schema, spec['params']).reset_index(drop=True)
     folds, study = cv_folds(rows, schema, spec['cv'], spec['seed']), load_study(spec)
+    enqueue_defaults(study, spec['space'])
     t0, ran, failed = time.monotonic(), [], 0
     while True:
         for n in fail_stale_trials(study): print(f"trial {n:3d} FAIL     its worker ended before it finished", file=out)
