@@ -217,7 +217,12 @@ def _cmd_sweep(a):
     s = sweep_run(a.data, a.target, a.sensitive, a.test_data, _params(a), objective=a.objective, trials=a.trials,
                   timeout=a.timeout, cv=a.cv, study=a.study, promote=not a.no_promote, options=_options(a))
     print(f"sweep {s['study']}: {s['sweep_dir']}")
-    return 0
+    ref = s.get('refit')
+    if not ref: return 0
+    from mlkit.loop import gate_refit               # the refit goes through the gates like any model
+    g = gate_refit(ref['model_tag'], ref['run_dir'], f"sweep {s['study']} trial {ref['trial']}")
+    print(f"{ref['model_tag']}: {g['decision']}")
+    return 0 if g['promoted'] else 3
 
 # %% ../nbs/10_cli.ipynb #8f02c19e
 def _data_args(p, required=True):

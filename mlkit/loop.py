@@ -14,9 +14,9 @@ from .runs import Stage, write_json, run_folder, train_run, data_stage, format_d
 
 # %% auto #0
 __all__ = ['probe_check', 'skill', 'sampling_noise', 'baseline_gates', 'settings_for', 'production_gates', 'gates', 'Busy',
-           'run_lock', 'model_metrics', 'retrain', 'canary_report', 'canary_check', 'canary_promote', 'lineage',
-           'format_lineage', 'request_lineage', 'simulated_batch', 'score_through_service', 'main_job',
-           'format_summary']
+           'run_lock', 'model_metrics', 'judge', 'gate_line', 'gate_refit', 'retrain', 'canary_report', 'canary_check',
+           'canary_promote', 'lineage', 'format_lineage', 'request_lineage', 'simulated_batch', 'score_through_service',
+           'main_job', 'format_summary']
 
 # %% ../nbs/09b_loop.ipynb #3da3b525
 def probe_check(pred, probe: pd.DataFrame) -> dict:
@@ -156,6 +156,40 @@ def model_metrics(tag: str, heldout: pd.DataFrame):
     schema = Schema.load(model_path(tag)/'schema.json')
     return evaluate_predictor(pred, heldout, schema)[0]
 
+# %% ../nbs/09b_loop.ipynb #881f745a
+def judge(tag: str, metrics: dict, heldout: pd.DataFrame, s: Settings, validation_ok: bool = True) -> dict:
+    "Every gate for registered model `tag` (evaluated `metrics`) against production on `heldout`: gates, failed, production."
+    from mlkit.registry import alias_target, load_predictor, model_path
+    from mlkit.monitoring import REFERENCE
+    prod = alias_target('production')
+    pm = model_metrics(prod, heldout) if prod else None
+    _, pred = load_predictor(tag)
+    probe = probe_check(pred, pd.read_parquet(model_path(tag)/REFERENCE).head(200))
+    gl = gates(metrics, pm, s, validation_ok, probe)
+    return dict(gates=gl, failed=[g for g in gl if not g['passed']], production=prod, production_metrics=pm)
+
+def gate_line(g: dict) -> str:
+    "One gate as the runs print it."
+    return f"    gate {g['gate']:28} {'pass' if g['passed'] else 'FAIL'}  {g['message']}"
+
+# %% ../nbs/09b_loop.ipynb #bbc707c8
+def gate_refit(tag: str, run_dir, reason: str, out=None) -> dict:
+    "Gate model `tag` trained by run folder `run_dir` (recorded in its summary); alias it candidate (or production, the first) if all pass."
+    from mlkit.registry import promote
+    out, rdir = out or sys.stdout, Path(run_dir)
+    _, heldout, _ = load_recorded(json.loads((rdir/'params.json').read_text()))
+    j = judge(tag, json.loads((rdir/'metrics.json').read_text()), heldout, settings_for(tag.split(':')[0]))
+    for g in j['gates']: print(gate_line(g), file=out)
+    if j['failed']:
+        res = dict(gates=j['gates'], promoted=False, alias=None,
+                   decision=f"not promoted: {'; '.join(g['gate'] + ': ' + g['message'] for g in j['failed'])}")
+    else:
+        alias = 'candidate' if j['production'] else 'production'
+        promote(tag, alias, reason=f"{reason}: {len(j['gates'])} gates passed")
+        res = dict(gates=j['gates'], promoted=True, alias=alias, decision=f"{alias}: all {len(j['gates'])} gates passed")
+    save_summary(rdir, res)                    # the run's record says what the gates decided
+    return res
+
 # %% ../nbs/09b_loop.ipynb #98e27a54
 def retrain(data=None, target=None, sensitive=None, if_drift=False, params=None, alias='production', out=None, settings=None,
             options: dict|None = None) -> dict:
@@ -229,13 +263,9 @@ def retrain(data=None, target=None, sensitive=None, if_drift=False, params=None,
                            name=(prod or '').split(':')[0] or model_name(data), options=opts)
             cand = tr['model_tag']; summary['candidate'] = cand
             with Stage('gates', durations, out=out):
-                from mlkit.registry import load_predictor, model_path
-                from mlkit.monitoring import REFERENCE
                 cm = tr['metrics']
-                pm = model_metrics(prod, heldout) if prod else None
-                _, cpred = load_predictor(cand)
-                probe = probe_check(cpred, pd.read_parquet(model_path(cand)/REFERENCE).head(200))
-                summary['gates'] = gates(cm, pm, s, validation_ok, probe)
+                j = judge(cand, cm, heldout, s, validation_ok); pm = j['production_metrics']
+                summary['gates'] = j['gates']
                 from mlkit.metrics import headline_metrics, metrics_task
                 keys = headline_metrics(metrics_task(cm))
                 summary['metrics'] = dict(candidate={k: cm.get(k) for k in keys},
@@ -456,8 +486,7 @@ def score_through_service(tag: str, rows: pd.DataFrame, target: str, workdir: Pa
 def main_job(data=None, target=None, sensitive=None, test_data=None, params=None, out=None, simulate_rows: int = 2000,
              build_bento=True, settings=None, options: dict|None = None) -> dict:
     "The whole loop once. Returns the summary written to `reports/runs/<run_id>/summary.json`."
-    from mlkit.registry import alias_target, promote, load_predictor, model_path
-    from mlkit.monitoring import REFERENCE
+    from mlkit.registry import promote
     out = out or sys.stdout
     s = settings or settings_for(model_name(data))
     run_id = new_run_id('run'); rdir = run_folder(run_id); rdir.mkdir(parents=True, exist_ok=True)
@@ -476,15 +505,11 @@ def main_job(data=None, target=None, sensitive=None, test_data=None, params=None
         summary['reports'].update(run=str(rdir), metrics=str(rdir/'metrics.json'))
         print(format_metrics(tr['metrics']), file=out)
         with Stage('gates and promotion', durations, 3, N, out):
-            prod = alias_target('production')
             _, test_df, schema = load_recorded(json.loads((rdir/'params.json').read_text()))
-            pm = model_metrics(prod, test_df) if prod else None
-            _, pred = load_predictor(tag)
-            probe = probe_check(pred, pd.read_parquet(model_path(tag)/REFERENCE).head(200))
-            gl = gates(tr['metrics'], pm, s, True, probe)
+            j = judge(tag, tr['metrics'], test_df, s)
+            prod, gl, failed = j['production'], j['gates'], j['failed']
             summary['gates'] = gl
-            failed = [g for g in gl if not g['passed']]
-            for g in gl: print(f"    gate {g['gate']:28} {'pass' if g['passed'] else 'FAIL'}  {g['message']}", file=out)
+            for g in gl: print(gate_line(g), file=out)
             if failed:
                 summary.update(promoted=False, decision=f"not promoted: {'; '.join(g['gate'] + ': ' + g['message'] for g in failed)}; production stays {prod}")
             else:

@@ -9,6 +9,8 @@ def isolated_home(tmp_path, monkeypatch):
     "Every test gets its own MLKIT_HOME and reports folder: tests never touch a user's models or reports."
     monkeypatch.setenv('MLKIT_HOME', str(tmp_path/'mlkit_home'))
     monkeypatch.setenv('MLKIT_REPORTS', str(tmp_path/'reports'))
+    # the registry sets BENTOML_HOME on first use in a process (for bentoml and its workers): one per test, undone after
+    monkeypatch.setenv('BENTOML_HOME', str(tmp_path/'mlkit_home'/'bentoml'))
     monkeypatch.setenv('WANDB_MODE', os.environ.get('WANDB_MODE', 'disabled'))
     monkeypatch.delenv('MLKIT_SETTINGS', raising=False)
     yield

@@ -6,7 +6,7 @@ import httpx, pytest
 from conftest import mlkit_cmd
 from mlkit.data import load_adult, ADULT_TARGET
 
-SMALL = ['-p', 'limit_rows', '4000', '-p', 'max_epochs', '3']
+SMALL = ['-p', 'limit_rows', '4000', '-p', 'max_epochs', '8']
 
 def sh(*args, env=None, timeout=900):
     e = {**os.environ, **(env or {})}; e.pop('BENTOML_HOME', None)

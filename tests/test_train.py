@@ -154,11 +154,12 @@ def test_multiclass_save_load_optimize(multiclass_fit, tmp_path):
 
 def test_old_net_json_without_n_out_loads(adult, tmp_path):
     tr, te, s = adult
-    r = fit(tr.head(600), s, TrainParams(max_epochs=1, hidden=(16,)), progress=False, logger=False)
+    # a model saved before `n_out` and `network` existed: an MLP with one output
+    r = fit(tr.head(600), s, TrainParams(max_epochs=1, hidden=(16,), network='mlp'), progress=False, logger=False)
     r.predictor.save(tmp_path)
     meta = json.loads((tmp_path/NET).read_text())
-    assert meta['config']['n_out'] == 1
-    del meta['config']['n_out']; (tmp_path/NET).write_text(json.dumps(meta))
+    assert (meta['config']['n_out'], meta['config']['network']) == (1, 'mlp')
+    del meta['config']['n_out'], meta['config']['network']; (tmp_path/NET).write_text(json.dumps(meta))
     p = Predictor.load(tmp_path)
     assert np.array_equal(p.predict(te.head(20))['score'], r.predictor.predict(te.head(20))['score'])
     assert p.classes == ['<=50K', '>50K'] and r.params['effective_batch_size'] == 32    # 510 training rows: 510 // 8 = 63 -> 32
