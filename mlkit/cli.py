@@ -282,7 +282,8 @@ def make_parser() -> argparse.ArgumentParser:
     t = sub.add_parser('train', help='train and evaluate a model as papermill runs (reports/runs/<run_id>/)')
     _run_args(t)
     t.set_defaults(func=_cmd_train)
-    sw = sub.add_parser('sweep', help='hyperparameter sweep (Optuna TPE, k folds of the training rows) as one papermill run; refit + register the best')
+    sw = sub.add_parser('sweep', help='hyperparameter sweep (Optuna TPE, k folds of the training rows) as one papermill run; refit, register and gate the best '
+                        '(exit 0 passed: candidate, or production for a first model; 3 rejected by a gate)')
     _run_args(sw)
     sw.add_argument('--trials', type=int, default=20, help="finished trials the study should hold, a continued study's included (default 20)")
     sw.add_argument('--timeout', type=float, metavar='S', help='start no new trial after S seconds')
