@@ -218,7 +218,7 @@ def _cmd_sweep(a):
                   timeout=a.timeout, cv=a.cv, study=a.study, promote=not a.no_promote, options=_options(a))
     print(f"sweep {s['study']}: {s['sweep_dir']}")
     ref = s.get('refit')
-    if not ref: return 0
+    if a.no_promote or not ref: return 0
     from mlkit.loop import gate_refit               # the refit goes through the gates like any model
     g = gate_refit(ref['model_tag'], ref['run_dir'], f"sweep {s['study']} trial {ref['trial']}")
     print(f"{ref['model_tag']}: {g['decision']}")

@@ -119,7 +119,8 @@ def library_versions() -> dict:
     "Versions of the libraries a model depends on."
     from importlib.metadata import version, PackageNotFoundError
     out = {'python': sys.version.split()[0]}
-    for p in ('mlkit', 'torch', 'lightning', 'numpy', 'pandas', 'scikit-learn', 'bentoml', 'evidently', 'safetensors'):
+    for p in ('mlkit', 'torch', 'lightning', 'numpy', 'pandas', 'scikit-learn', 'bentoml', 'evidently', 'safetensors',
+              'tabm', 'rtdl_num_embeddings'):   # the default network's weight names depend on these two
         try: out[p] = version(p)
         except PackageNotFoundError: pass
     return out

@@ -12,25 +12,28 @@ from .runs import (Stage, _data_params, data_stage, error_text, evaluate_predict
     format_data_summary, git_commit, run_folder, save_summary, train_run, write_json)
 
 # %% auto #0
-__all__ = ['SEARCH_SPACE', 'OBJECTIVES', 'PARETO_RULE', 'search_space', 'suggest', 'objective_spec', 'cv_folds', 'fairness_gap',
-           'cross_validate', 'choose_pareto', 'sweep_folder', 'read_spec', 'fixed_params', 'check_args', 'sweep_args',
-           'open_sweep', 'journal_path', 'make_sampler', 'load_study', 'worker_id', 'fail_stale_trials', 'trial_counts',
-           'run_trial', 'enqueue_defaults', 'format_trial', 'run_trials', 'trials_frame', 'best_result', 'plot_history',
-           'plot_importance', 'plot_pareto', 'importances', 'write_results', 'format_best', 'refit_best', 'sweep_run']
+__all__ = ['SEARCH_SPACES', 'SEARCH_SPACE', 'OBJECTIVES', 'PARETO_RULE', 'search_space', 'suggest', 'objective_spec', 'cv_folds',
+           'fairness_gap', 'cross_validate', 'choose_pareto', 'sweep_folder', 'read_spec', 'fixed_params', 'check_args',
+           'sweep_args', 'open_sweep', 'journal_path', 'make_sampler', 'load_study', 'worker_id', 'fail_stale_trials',
+           'trial_counts', 'run_trial', 'enqueue_defaults', 'format_trial', 'run_trials', 'trials_frame', 'best_result',
+           'plot_history', 'plot_importance', 'plot_pareto', 'importances', 'write_results', 'format_best',
+           'refit_best', 'sweep_run']
 
 # %% ../nbs/09c_sweep.ipynb #070d6788
-SEARCH_SPACE = dict(
-    lr=dict(low=3e-4, high=5e-3, log=True),
-    weight_decay=dict(low=1e-5, high=1e-2, log=True),
-    dropout=dict(low=0.0, high=0.4),
-    d_block=dict(low=64, high=512, step=64),
-    n_blocks=dict(low=1, high=4),
-    d_num=dict(choices=[8, 16, 24, 32]),
-    n_bins=dict(low=8, high=64))
+_OPTIMIZER = dict(lr=dict(low=3e-4, high=5e-3, log=True), weight_decay=dict(low=1e-5, high=1e-2, log=True))
+SEARCH_SPACES = dict(
+    tabm=dict(_OPTIMIZER, dropout=dict(low=0.0, high=0.4), d_block=dict(low=64, high=512, step=64),
+              n_blocks=dict(low=1, high=4), d_num=dict(choices=[8, 16, 24, 32]), n_bins=dict(low=8, high=64)),
+    mlp=dict(_OPTIMIZER, dropout=dict(low=0.0, high=0.4), d_num=dict(choices=[8, 16, 24, 32]),
+             d_cat=dict(choices=[8, 16, 32]), n_bins=dict(low=8, high=64)),
+    own=dict(_OPTIMIZER, n_bins=dict(low=8, high=64)))
+SEARCH_SPACE = SEARCH_SPACES['tabm']
 
 def search_space(fixed: dict|None = None, space: dict|None = None) -> dict:
-    "The dimensions searched: `space` (default `SEARCH_SPACE`) less the parameters fixed in `fixed`."
-    return {k: dict(v) for k, v in (SEARCH_SPACE if space is None else space).items() if k not in (fixed or {})}
+    "The dimensions searched: `space` (default: the space of the network `fixed` names) less the parameters fixed."
+    net = str((fixed or {}).get('network', 'tabm'))
+    space = SEARCH_SPACES.get(net, SEARCH_SPACES['own']) if space is None else space
+    return {k: dict(v) for k, v in space.items() if k not in (fixed or {})}
 
 # %% ../nbs/09c_sweep.ipynb #a7636bb1
 def suggest(trial, space: dict) -> dict:
@@ -268,6 +271,7 @@ def run_trial(study, spec: dict, df, schema, folds: list, n_trials: int|None = N
     from optuna.trial import TrialState
     from mlkit.train import finish_wandb
     trial = study.ask(); trial.set_user_attr('worker', worker_id())
+    study.sampler = make_sampler(spec['seed'], trial.number)   # by trial number: two workers never share a seed
     _crash_for_tests(trial.number)
     if _surplus(study, trial, n_trials):
         trial.set_user_attr('error', f'not run: the study already had {n_trials} trials'); study.tell(trial, state=TrialState.FAIL); return None
@@ -291,11 +295,13 @@ def run_trial(study, spec: dict, df, schema, folds: list, n_trials: int|None = N
 
 # %% ../nbs/09c_sweep.ipynb #2dea7cfb
 def enqueue_defaults(study, space: dict) -> dict:
-    "Queue a trial of the default training parameters on `space`'s dimensions (once per study); return them."
+    "Queue a trial of the default training parameters on `space`'s dimensions unless one ran, runs or waits; return them."
     from mlkit.train import TrainParams
+    from optuna.trial import TrialState
     d = TrainParams()
     params = {k: getattr(d, k) for k in space if hasattr(d, k)}
-    if params and not study.trials: study.enqueue_trial(params, skip_if_exists=True)
+    done = any(t.params == params for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)))
+    if params and not done: study.enqueue_trial(params)
     return params
 
 # %% ../nbs/09c_sweep.ipynb #1efe1883
@@ -501,6 +507,7 @@ def sweep_run(data=None, target=None, sensitive=None, test_data=None, params=Non
             execute_workflow('sweep', nb, dict(a, study=sid, n_trials=trials, timeout=timeout), out)
         best = json.loads((sdir/'best.json').read_text())
         summary['best'] = {k: best.get(k) for k in ('trial', 'value', 'std', 'gap', 'metric', 'n_trials', 'n_complete')}
+        summary['refit'] = None                # this run's refit only (the summary file keeps earlier runs' keys)
         if promote:
             with Stage('refit the best (train, evaluate, register)', durations, 3, n, out): summary['refit'] = refit_best(sid, out)
         summary['status'] = 'succeeded'

@@ -44,3 +44,20 @@ def test_the_check_sees_function_level_imports(tmp_path):
     p = tmp_path/'serving.py'
     p.write_text("def f():\n    from mlkit.train import fit\n    from .runs import x\n")
     assert mlkit_imports(p) == {'train', 'runs'}
+
+def test_the_bento_requirements_cover_what_serving_imports():
+    "Every third-party package imported at module level by serving and the modules it may import is pinned for the bento."
+    import sys, re
+    root = Path(mlkit.__file__).parent
+    req = {re.split(r'[=<>~ ]', l.strip())[0].lower().replace('-', '_')
+           for l in (root.parent/'bentos'/'requirements.txt').read_text().splitlines() if l.strip() and not l.startswith('#')}
+    need = {}
+    for m in {'serving'} | ALLOWED['serving']:
+        for node in ast.parse((root/f'{m}.py').read_text()).body:       # module level: what `import mlkit.<m>` runs
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
+            for n in names:
+                top = n.split('.')[0]
+                if top not in sys.stdlib_module_names and top not in ('mlkit', '__future__'): need.setdefault(top.lower(), m)
+    missing = {k: v for k, v in need.items() if k not in req}
+    assert not missing, f"bentos/requirements.txt lacks {missing} (package: the module importing it)"
