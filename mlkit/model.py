@@ -12,7 +12,7 @@ from torch import nn
 import torch.nn.functional as F
 import tabm, rtdl_num_embeddings
 from fastcore.basics import patch
-from .config import DataError
+from .config import DataError, UsageError
 from .features import FeatureTransform
 
 # %% auto #0
@@ -63,9 +63,11 @@ def net_config(ft: FeatureTransform, network: str = 'tabm', **arch) -> dict:
                   n_out=len(ft.target['classes']) if ft.target['task'] == 'multiclass' else 1)
     if ':' in str(network):    # your own network (see below): the shapes and its constructor arguments
         return dict(network=network, n_num=len(shapes['edges']), **shapes, network_args=network_arguments(arch.get('network_args')))
-    if network not in ARCH: raise DataError(f"unknown network {network!r}: use {', '.join(ARCH)} or 'module:callable'")
+    if network not in ARCH: raise UsageError(f"unknown network {network!r}: use {', '.join(ARCH)} or 'module:callable'")
     a = {k: (list(arch[k]) if isinstance(v, list) else type(v)(arch[k])) if arch.get(k) is not None else v
          for k, v in ARCH[network].items()}
+    bad = [f"{k}={a[k]}" for k in ('k', 'd_block', 'n_blocks', 'd_num', 'd_cat') if k in a and a[k] < 1]
+    if bad: raise UsageError(f"network {network}: {', '.join(bad)}: each must be at least 1")
     return dict(network=network, **shapes, **a)
 
 # %% ../nbs/03_model.ipynb #b2900d8b
@@ -285,7 +287,9 @@ def user_network(config: dict) -> UserNetwork:
 def save_code(net: nn.Module, folder) -> list:
     "Copy the source your network was built from (its `source`: a `.py` file or a package's) into `folder/code/`; return the copies."
     src, dst = getattr(net, 'source', None), Path(folder)/CODE
-    if src is None: return []
+    if src is None:                          # mlkit's own network: no code (and none left from an earlier save)
+        if dst.exists(): shutil.rmtree(dst)
+        return []
     base = src.parent
     files = [src] if src.is_file() else sorted(f for f in src.rglob('*.py') if '__pycache__' not in f.parts)
     if dst.resolve() in src.resolve().parents: return [dst/f.relative_to(base) for f in files]   # saved where it was loaded from

@@ -129,7 +129,7 @@ def member_loss(loss_fn, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 # %% ../nbs/04_train.ipynb #6bbfc42d
 class TabularModule(L.LightningModule):
     "Lightning wrapper around a network: loss (each ensemble member's), optimizer, validation metrics."
-    def __init__(self, config: dict, lr=2e-3, weight_decay=1e-4, max_epochs=30):
+    def __init__(self, config: dict, lr=2e-3, weight_decay=3e-4, max_epochs=30):
         super().__init__()
         self.save_hyperparameters()
         self.net = build_network(config)

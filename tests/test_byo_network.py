@@ -106,7 +106,7 @@ def test_ensemble_heads_train_each_member(nets):
     assert hasattr(res.predictor.net, 'heads') and res.predictor.predict(table(5, 3, seed=3))['proba'].shape == (5, 3)
 
 ERRORS = [  # (network, network_args, error class, the one line names...)
-    ('{m}', '', DataError, "unknown network '{m}': use tabm, mlp or 'module:callable'"),
+    ('{m}', '', UsageError, "unknown network '{m}': use tabm, mlp or 'module:callable'"),
     ('{m}.py:build()', '', UsageError, "network '{m}.py:build()' is not 'tabm', 'mlp' or 'module:callable' (e.g. 'my_pkg.nets:build')"),
     ('not_a_module_xyz:build', '', DataError, "network not_a_module_xyz:build: cannot import module 'not_a_module_xyz': No module named 'not_a_module_xyz'"),
     ('{m}_broken:build', '', DataError, "cannot import module '{m}_broken': No module named 'not_installed_dep_xyz'"),
