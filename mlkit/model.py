@@ -119,6 +119,7 @@ class TabMNet(nn.Module):
                 _bins(c['edges']), c['d_num'], activation=False, version='B') if self.n_num else None
         self.register_buffer('offsets', torch.tensor(np.cumsum([0] + cards[:-1]), dtype=torch.long), persistent=False)
         self.n_onehot = sum(cards)
+        self.register_buffer('seen', torch.ones(self.n_onehot))   # one-hot columns training saw (`fit_seen`)
         chunks = [c['d_num']] * self.n_num + [1] * self.n_flags + cards
         if not chunks: raise DataError("the network has no input: the transform kept no feature")
         self.view = tabm.EnsembleView(k=c['k'])
@@ -135,13 +136,21 @@ def inputs(self: TabMNet, x_num, x_cat):
     if self.n_num: parts.append(self.num(x_num[:, :self.n_num]).flatten(1))
     if self.n_flags: parts.append(x_num[:, self.n_num:])
     if self.n_onehot:
-        parts.append(x_num.new_zeros((x_cat.shape[0], self.n_onehot)).scatter_(1, x_cat + self.offsets, 1.0))
+        parts.append(x_num.new_zeros((x_cat.shape[0], self.n_onehot)).scatter_(1, x_cat + self.offsets, 1.0) * self.seen)
     return torch.cat(parts, 1)
 
 @patch
 def heads(self: TabMNet, x_num, x_cat):
     "Every member's output, [n, k, n_out]."
     return self.output(self.backbone(self.view(self.inputs(x_num, x_cat))))
+
+# %% ../nbs/03_model.ipynb #a92a5283
+@patch
+def fit_seen(self: TabMNet, x_cat: torch.Tensor):
+    "Record which one-hot columns the training codes `x_cat` use; unseen ones are encoded as zeros."
+    if self.n_onehot:
+        self.seen.copy_((torch.bincount((x_cat + self.offsets).flatten(), minlength=self.n_onehot) > 0).float())
+    return self
 
 # %% ../nbs/03_model.ipynb #868cd56e
 def ensemble_output(z: torch.Tensor, task: str) -> torch.Tensor:

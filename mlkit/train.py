@@ -263,6 +263,7 @@ def fit(df: pd.DataFrame, schema: Schema, params: TrainParams|None = None, run_d
     module = TabularModule(cfg, p.lr, p.weight_decay, epochs)
     dtr = ArrayData(ft.transform(tr), ft.encode_target(tr[schema.target]))
     dva = ArrayData(ft.transform(va), ft.encode_target(va[schema.target]))
+    if hasattr(module.net, 'fit_seen'): module.net.fit_seen(dtr.x_cat)   # categories training never saw carry no signal
     eff = dict(effective_batch_size=bs, effective_max_epochs=epochs, effective_patience=patience)
     run_id = run_id or new_run_id('train')
     run_dir = Path(run_dir) if run_dir else None
