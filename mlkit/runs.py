@@ -170,8 +170,8 @@ def model_name(data=None) -> str:
     slug = ''.join(c if c.isalnum() else '-' for c in stem).strip('-')
     return slug or 'model'
 
-def register_run(rdir, name: str) -> str:
-    "Register the model of the run folder `rdir` with its card (lineage and metrics); return the tag."
+def register_run(rdir, name: str, extra: dict|None = None) -> str:
+    "Register the model of the run folder `rdir` with its card (lineage, metrics and `extra`, e.g. a sweep's record); return the tag."
     from mlkit.registry import register
     rdir = Path(rdir)
     pj = json.loads((rdir/'params.json').read_text())
@@ -182,7 +182,7 @@ def register_run(rdir, name: str) -> str:
                 test_data_hash=pj.get('test_data_hash'), git_commit=pj.get('git_commit'), params=pj.get('params'),
                 metrics=metrics, validation=pj.get('validation'), task=(pj.get('schema') or {}).get('task'),
                 dropped=(pj.get('schema') or {}).get('dropped'), id_columns=(pj.get('schema') or {}).get('id_columns'),
-                notebooks=[str(p) for p in sorted(rdir.glob('*.ipynb'))], val_metrics=pj.get('val_metrics'))
+                notebooks=[str(p) for p in sorted(rdir.glob('*.ipynb'))], val_metrics=pj.get('val_metrics'), **(extra or {}))
     from mlkit.monitoring import reference_sample, REFERENCE
     from mlkit.data import load_recorded
     train = load_recorded(pj)[0]
@@ -190,8 +190,8 @@ def register_run(rdir, name: str) -> str:
     return register(rdir/'model', name, card)
 
 def train_run(data=None, target=None, sensitive=None, test_data=None, params: dict|None = None, run_id=None,
-              out=None, evaluate=True, register=True, name=None, options: dict|None = None) -> dict:
-    "Train, evaluate (papermill runs into `reports/runs/<run_id>/`) and register; return the summary (raises `RunFailed`)."
+              out=None, evaluate=True, register=True, name=None, options: dict|None = None, card: dict|None = None) -> dict:
+    "Train, evaluate (papermill runs into `reports/runs/<run_id>/`) and register (`card`: extra card entries); return the summary (raises `RunFailed`)."
     out = out or sys.stdout
     run_id = run_id or new_run_id('train')
     rdir = run_folder(run_id)
@@ -214,7 +214,7 @@ def train_run(data=None, target=None, sensitive=None, test_data=None, params: di
                 execute_workflow(wf, nb, pars, out)
         if register:
             with Stage('register model', durations, n, n, out):
-                summary['model_tag'] = register_run(rdir, name_ or model_name(data))
+                summary['model_tag'] = register_run(rdir, name_ or model_name(data), card)
             print(f"registered {summary['model_tag']}", file=out)
         summary['status'] = 'succeeded'
     except Exception as e:

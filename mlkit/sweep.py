@@ -476,8 +476,10 @@ def refit_best(study: str, out=None) -> dict|None:
         if prev and prev['trial'] == best['trial']:
             print(f"trial {best['trial']} was refit already: {prev['model_tag']} (run {prev['run_id']})", file=out); return prev
         run_id = f"{study}-trial{best['trial']}"
+        chosen = dict(sweep=study, trial=best['trial'], objective=best['objective'], value=best['value'], std=best['std'],
+                   dir=str(sdir))                     # the model's card names the sweep that chose it
         s = train_run(spec['data'], spec['target'], spec['sensitive'], spec['test_data'], best['params'], run_id=run_id,
-                      out=out, options=spec['options'])
+                      out=out, options=spec['options'], card=dict(sweep=chosen))
         save_summary(run_folder(run_id), dict(sweep=study, sweep_trial=best['trial'], sweep_dir=str(sdir)))
         rec = dict(trial=best['trial'], params=best['params'], run_id=run_id, run_dir=s['run_dir'], model_tag=s['model_tag'],
                    metrics={k: v for k, v in (s['metrics'] or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)},

@@ -88,6 +88,9 @@ def test_sweep_resumed_after_kill_then_refit(tmp_path):
     from mlkit.registry import alias_target
     assert s['promoted'] and s['alias'] == 'production' and all(g['passed'] for g in s['gates']) and len(s['gates']) >= 6, s['gates']
     assert alias_target('production') == refit['model_tag'] and f"{refit['model_tag']}: production: all" in r.stdout
+    from mlkit.registry import card
+    sw = card(refit['model_tag'])['sweep']                            # the model's card names the sweep that chose it
+    assert (sw['sweep'], sw['trial'], sw['value'], sw['objective']) == ('s1', best['trial'], best['value'], 'auc'), sw
     assert {k: s['params'][k] for k in best['params']} == best['params']
 
     r = _run('--study', 's1', '--cv', 5)                             # a study keeps its settings
