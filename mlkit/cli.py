@@ -12,6 +12,10 @@ from .config import MlkitError, UsageError, DataError
 # %% auto #0
 __all__ = ['make_parser', 'main']
 
+# %% ../nbs/10_cli.ipynb #0f3af15a
+import os
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+
 # %% ../nbs/10_cli.ipynb #094c7f53
 def _cmd_validate(a):
     from mlkit.data import validate_file, read_table, discover
