@@ -14,11 +14,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
-ORDER = ['startup', 'run_overhead', 'training', 'serving', 'monitor', 'corpus']
+ORDER = ['startup', 'run_overhead', 'sweep', 'training', 'serving', 'network_cost', 'monitor', 'corpus']   # sweep before training: it uses the sweep's best
 SCRIPT = dict(corpus='corpus.py')          # `make corpus`: the full `mlkit run` on every table of tests/corpus.py
-TIMEOUT = dict(corpus=5400)
+TIMEOUT = dict(sweep=2100, corpus=9000)
+ARGS = dict(corpus=['--sweep-trials', '4'])     # `make bench` adds a small sweep per corpus table (`make corpus` runs none)
 QUICK = dict(startup=['--help-runs', '5', '--serve-runs', '1'], run_overhead=['--repeats', '1'],
-             training=['--epochs', '2', '--repeats', '1', '--skip-fit'],
+             sweep=['--trials', '2', '--cv', '2', '--limit-rows', '2000', '--max-epochs', '1', '--timeout', '60'],
+             training=['--epochs', '1', '--repeats', '1', '--skip-fit', '--skip-profile'],
+             network_cost=['--calls', '2000', '--duration', '3', '--warmup', '1', '--scenarios', 'single_c1', 'single_c64_w2'],
              serving=['--duration', '3', '--warmup', '1', '--profile-seconds', '3', '--profiles', 'c64'],
              monitor=['--sizes', '10000', '100000', '--repeats', '1'],
              corpus=['--max-rows', '5000', '--epochs', '2', '--simulate-rows', '100'])
@@ -48,11 +51,12 @@ def main():
     a = ap.parse_args()
     names = [n for n in ORDER if not a.only or n in a.only]
     print(f"machine: {common.machine()}", flush=True)
-    if 'serving' in names: ensure_wrk(); ensure_pyspy()
+    if 'serving' in names or 'network_cost' in names: ensure_wrk()
+    if 'serving' in names: ensure_pyspy()
     failed, took = [], {}
     t_all = time.perf_counter()
     for n in names:
-        argv = [sys.executable, str(common.BENCH/SCRIPT.get(n, f'bench_{n}.py'))] + (QUICK[n] if a.quick else [])
+        argv = [sys.executable, str(common.BENCH/SCRIPT.get(n, f'bench_{n}.py'))] + (QUICK[n] if a.quick else ARGS.get(n, []))
         print(f"\n=== {n}: {' '.join(argv[1:])}", flush=True)
         t0 = time.perf_counter()
         try: rc = subprocess.run(argv, cwd=common.ROOT, timeout=TIMEOUT.get(n, 1500)).returncode
