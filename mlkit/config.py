@@ -63,6 +63,20 @@ class Settings:
     slo_latency_p95_ms: float = 100.0
     slo_availability: float = 0.999      # share of non-5xx responses
     slo_window_days: float = 28.0
+    # statistics: intervals, small groups, breach rule, A/B tests
+    ci_level: float = 0.95               # confidence of every interval; 1 - ci_level is the alpha of every test
+    bootstrap_resamples: int = 1000      # resamples of the seeded bootstrap, for metrics without an analytic interval
+    min_group_size: int = 50             # a sensitive group with fewer rows is shown, marked `small`, and left out of gaps and breaches
+    breach_rule: str = 'interval'        # 'interval': a breach needs the whole interval beyond its threshold; 'point': the estimate alone
+    ab_unit: str|None = None             # request field or header whose value keeps a user on one arm (MLKIT_AB_UNIT); None: per request
+    ab_effect_size: float = 0.1          # the effect, in standard deviations of a metric, the sequential A/B test is tuned to find
+    ab_power: float = 0.8                # power `mlkit ab plan` sizes an A/B test for
+    srm_alpha: float = 0.001             # p-value below which the arms' split is a sample-ratio mismatch
+
+    def __post_init__(self):
+        if self.breach_rule not in ('interval', 'point'): raise UsageError(f"breach_rule must be 'interval' or 'point', not {self.breach_rule!r}")
+        if not 0.5 <= self.ci_level < 1: raise UsageError(f"ci_level must be at least 0.5 and below 1, got {self.ci_level}")
+        if self.min_group_size < 0: raise UsageError(f"min_group_size must be 0 or more, got {self.min_group_size}")
 
 def _coerce(value, typ):
     if isinstance(typ, str): typ = typ.replace(' ', '')
