@@ -11,7 +11,7 @@ import numpy as np, pandas as pd
 from .config import mlkit_home
 
 # %% auto #0
-__all__ = ['prediction_log_dir', 'PredictionLog', 'read_prediction_log', 'log_proba']
+__all__ = ['AB_COLUMNS', 'prediction_log_dir', 'PredictionLog', 'read_prediction_log', 'log_proba']
 
 # %% ../nbs/06b_predlog.ipynb #42b61e0f
 def prediction_log_dir() -> Path:
@@ -59,8 +59,10 @@ except ImportError:
     _encode = lambda r: json.dumps(r, separators=(',', ':'), default=_jsonable).encode()
     _encode_lines = lambda rs: b''.join(_encode(r) + b'\n' for r in rs)
 
+AB_COLUMNS = ('arm', 'unit')
+
 def read_prediction_log(folder=None, since=None, model=None) -> pd.DataFrame:
-    "The prediction log as a frame: `ts`, `request_id`, `model`, the prediction (`score`, `label`, multiclass `scores`; `value`), one column per input."
+    "The prediction log as a frame: `ts`, `request_id`, `model`, `arm`, `unit`, the prediction (`score`, `label`, multiclass `scores`; `value`), one column per input."
     folder = Path(folder or prediction_log_dir())
     rows = []
     for p in sorted(folder.glob('predictions-*.jsonl')):
@@ -68,10 +70,12 @@ def read_prediction_log(folder=None, since=None, model=None) -> pd.DataFrame:
             for line in f:
                 try: rows.append(json.loads(line))
                 except json.JSONDecodeError: continue   # a torn last line after a crash
-    if not rows: return pd.DataFrame(columns=['ts', 'request_id', 'model', 'score'])
+    if not rows: return pd.DataFrame(columns=['ts', 'request_id', 'model', 'arm', 'unit', 'score'])
     df = pd.DataFrame(rows)
     inputs = pd.DataFrame(df.pop('inputs').tolist(), index=df.index)
     df = pd.concat([df, inputs], axis=1)
+    for c in AB_COLUMNS:   # the A/B arm and unit: None in rows logged without an experiment (and in older logs)
+        df[c] = df[c].astype(object).where(df[c].notna(), None) if c in df.columns else None
     df['ts'] = pd.to_datetime(df['ts'], utc=True, format='ISO8601')
     if since is not None: df = df[df.ts >= pd.Timestamp(since, tz='UTC') if pd.Timestamp(since).tzinfo is None else df.ts >= pd.Timestamp(since)]
     if model is not None: df = df[df.model == model]

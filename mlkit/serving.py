@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_serving.ipynb #cba1d611
 from __future__ import annotations
-import asyncio, json, math, os, time, uuid
+import asyncio, hashlib, json, math, os, time, uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional, Union
@@ -17,8 +17,8 @@ from .predlog import PredictionLog, _encode
 # %% auto #0
 __all__ = ['Num', 'Cat', 'IdValue', 'Scalar', 'OPEN_PATHS', 'record_model', 'request_model', 'request_adapter', 'response_model',
            'Scorer', 'strip_dropped', 'echo_ids', 'ServiceMetrics', 'observe_many', 'TickBatcher', 'FastPath',
-           'GuardMiddleware', 'CanaryRouter', 'service_model_ref', 'make_service', 'bentos_dir', 'bentoml_cli',
-           'serve_args', 'build']
+           'GuardMiddleware', 'ab_arm', 'header_value', 'unit_values', 'merge_by_arm', 'CanaryRouter',
+           'service_model_ref', 'make_service', 'bentos_dir', 'bentoml_cli', 'serve_args', 'build']
 
 # %% ../nbs/07_serving.ipynb #e6d174c1
 import pydantic
@@ -75,7 +75,8 @@ def response_model(task: str, base=None, ids: bool = False):
     if f is None: raise MlkitError(f"unknown task {task!r}: expected binary, multiclass or regression")
     if ids: f['id'] = (Optional[dict[str, IdValue]], Field(None, description="the row's id columns"))
     Pred = create_model('Prediction', **f)
-    return create_model('PredictResponse', __base__=base or pydantic.BaseModel, model=(str, ...), request_id=(str, ...),
+    return create_model('PredictResponse', __base__=base or pydantic.BaseModel, model=(str, Field(..., description="tag of the model that answered (a request a canary split: both tags, production's first, joined by ',')")),
+                        request_id=(str, ...),
                         predictions=(list[Pred], ...)), Pred
 
 # %% ../nbs/07_serving.ipynb #94e99890
@@ -113,11 +114,20 @@ class Scorer:
         if self.metrics: self.metrics.observe(self.tag, preds, unknown)
         return preds
 
-    def log_rows(self, request_id: str, records: list, preds: list, latency_ms: float|None = None, shadow: bool = False):
+    def log_entries(self, request_id: str, records: list, preds: list, latency_ms: float|None = None, shadow: bool = False,
+                    arm: str|None = None, units: list|None = None) -> list:
+        "The prediction log's rows for `records` scored as `preds`; with `arm`, each also has `arm` and its `unit` (from `units`)."
         ts = datetime.now(timezone.utc).isoformat()
         extra = {} if latency_ms is None else dict(latency_ms=round(latency_ms, 3))
         if shadow: extra['shadow'] = True
-        self.log.append([dict(ts=ts, request_id=request_id, model=self.tag, inputs=r, **p, **extra) for r, p in zip(records, preds)])
+        if arm is None: return [dict(ts=ts, request_id=request_id, model=self.tag, inputs=r, **p, **extra) for r, p in zip(records, preds)]
+        return [dict(ts=ts, request_id=request_id, model=self.tag, inputs=r, **p, **extra, arm=arm, unit=u)
+                for r, p, u in zip(records, preds, units or [None] * len(records))]
+
+    def log_rows(self, request_id: str, records: list, preds: list, latency_ms: float|None = None, shadow: bool = False,
+                 arm: str|None = None, units: list|None = None):
+        "Append `log_entries` to the prediction log (one write)."
+        self.log.append(self.log_entries(request_id, records, preds, latency_ms, shadow, arm, units))
 
 # %% ../nbs/07_serving.ipynb #1e059a02
 def strip_dropped(records: list, dropped: set) -> list:
@@ -275,6 +285,34 @@ class GuardMiddleware:
             return await receive()
         return await self.app(scope, replay, send)
 
+# %% ../nbs/07_serving.ipynb #70b8f736
+def ab_arm(value, salt: str, share: float) -> bool:
+    "True when unit `value` belongs to the candidate arm of experiment `salt`: its stable hash lies below `share`."
+    h = hashlib.blake2b(f'{salt}:{value}'.encode('utf-8', 'surrogatepass'), digest_size=8).digest()
+    return int.from_bytes(h, 'big') / 2.0**64 < share
+
+# %% ../nbs/07_serving.ipynb #1456664c
+def header_value(headers, name: str) -> str|None:
+    "Header `name`, any case, from ASGI headers (a dict of lower-case byte names) or a case-insensitive mapping; None when absent or empty."
+    if not headers: return None
+    if isinstance(headers, dict):
+        v = headers.get(name.lower().encode('latin-1'))
+        if v is None: v = next((x for k, x in headers.items() if isinstance(k, str) and k.lower() == name.lower()), None)
+    else: v = headers.get(name)
+    if isinstance(v, bytes): v = v.decode('latin-1')
+    return v or None
+
+def unit_values(records: list, headers, unit: str) -> list:
+    "Each record's A/B unit as a string: its field `unit` when not null, else the request's header `unit`; None when neither."
+    h = header_value(headers, unit)
+    return [h if r.get(unit) is None else str(r[unit]) for r in records]
+
+# %% ../nbs/07_serving.ipynb #3bc77e61
+def merge_by_arm(arms: list, production: list, candidate: list) -> list:
+    "One list in row order from the production rows' items and the candidate rows' items (`arms[i]` True: row i is the candidate's)."
+    p, c = iter(production), iter(candidate)
+    return [next(c) if a else next(p) for a in arms]
+
 # %% ../nbs/07_serving.ipynb #8a9dde6f
 class CanaryRouter:
     "Holds the candidate scorer (following the `candidate` alias) and decides which requests it scores."
@@ -299,10 +337,23 @@ class CanaryRouter:
 
     def pick(self) -> bool: return self._rng.random() < self.share
 
+    def assign(self, units: list, salt: str) -> list:
+        "Each row's arm (True: the candidate) from its unit (`ab_arm` salted with `salt`); rows without a unit share one random pick."
+        out, memo, rnd = [], {}, None
+        for u in units:
+            if u is None:
+                if rnd is None: rnd = self.pick()
+                out.append(rnd)
+            else:
+                a = memo.get(u)
+                if a is None: a = memo[u] = ab_arm(u, salt, self.share)
+                out.append(a)
+        return out
+
     def log_error(self, tag, request_id, err):
         if self.log is not None:
             self.log.append([dict(ts=datetime.now(timezone.utc).isoformat(), request_id=request_id, model=tag,
-                                  inputs={}, error=f"{type(err).__name__}: {err}"[:300])])
+                                  inputs={}, error=f"{type(err).__name__}: {err}"[:300], arm='candidate')])
 
 # %% ../nbs/07_serving.ipynb #f36c2f44
 def service_model_ref(model=None, alias=None, entry_dir=None) -> str:
@@ -352,7 +403,9 @@ def make_service(model=None, alias=None, entry_dir=None, max_rows=None, max_batc
     canary_mode = os.environ.get('MLKIT_CANARY_MODE', 'off').strip().lower()
     if canary_mode not in ('off', 'canary', 'shadow'): raise UsageError(f"MLKIT_CANARY_MODE must be off, canary or shadow, not {canary_mode!r}")
     from mlkit.config import load_settings
-    share = float(os.environ.get('MLKIT_CANARY_SHARE') or load_settings().canary_share)
+    settings = load_settings()
+    share = float(os.environ.get('MLKIT_CANARY_SHARE') or settings.canary_share)
+    ab_unit = (settings.ab_unit or '').strip() or None   # request field or header keeping a unit on one arm
 
     # per-request framework work nothing here consumes: BentoML's access log (the prediction log records every request)
     # and OpenTelemetry spans of /predict when no tracing exporter is configured; MLKIT_ACCESS_LOG=1 / MLKIT_TRACING=1 restore them
@@ -386,26 +439,43 @@ def make_service(model=None, alias=None, entry_dir=None, max_rows=None, max_batc
                 b = self._batchers[scorer.tag] = TickBatcher(scorer.score, max_batch, self.metrics.batch_rows.observe)
             return b(records)
 
-        async def _predict(self, records: list, rid: str) -> tuple:
-            "Score `records` (plain dicts) with production or the canary, log them; return (model tag, predictions)."
+        async def _predict(self, records: list, rid: str, headers=None) -> tuple:
+            "Score `records` (plain dicts) with production or the canary, log them; return (answering model tag(s), predictions)."
             t0 = time.perf_counter()
+            canary = self.canary
+            if canary is None and ab_unit is None:     # no experiment: production answers, logged as always
+                records = strip_dropped(records, dropped)
+                preds = await self._score(self.scorer, records)
+                self.scorer.log_rows(rid, records, preds, latency_ms=(time.perf_counter() - t0) * 1000)
+                return self.scorer.tag, (echo_ids(records, preds, ids) if ids else preds)
+            units = unit_values(records, headers, ab_unit) if ab_unit else [None] * len(records)   # before dropping: a dropped user id may be the unit
             records = strip_dropped(records, dropped)
-            cand = self.canary.candidate() if self.canary else None
-            use_cand = cand is not None and self.canary.mode == 'canary' and self.canary.pick()
-            answer = self.scorer
-            if use_cand:
-                try: preds = await self._score(cand, records); answer = cand
+            cand = canary.candidate() if canary else None
+            arms = canary.assign(units, cand.tag) if cand is not None and canary.mode == 'canary' else [False] * len(records)
+            on_c = [r for r, a in zip(records, arms) if a]
+            on_p = [r for r, a in zip(records, arms) if not a] if on_c else records
+
+            async def by_production(): return self.scorer, await self._score(self.scorer, on_p)
+            async def by_candidate():
+                try: return cand, await self._score(cand, on_c)
                 except Exception as e:  # a failing candidate never fails the request: production answers
-                    self.canary.log_error(cand.tag, rid, e); preds = await self._score(self.scorer, records)
-            else: preds = await self._score(self.scorer, records)
-            answer.log_rows(rid, records, preds, latency_ms=(time.perf_counter() - t0) * 1000)
-            if cand is not None and self.canary.mode == 'shadow':
+                    canary.log_error(cand.tag, rid, e); return self.scorer, await self._score(self.scorer, on_c)
+            jobs = ([by_production()] if on_p else []) + ([by_candidate()] if on_c else [])
+            done = [await jobs[0]] if len(jobs) == 1 else await asyncio.gather(*jobs)   # both parts in one batching turn
+            (sp, pp), (sc, pc) = done[0] if on_p else (None, []), done[-1] if on_c else (None, [])
+            ms = (time.perf_counter() - t0) * 1000
+            part = lambda s, recs, ps, us: s.log_entries(rid, recs, ps, ms, arm='candidate' if s is cand else 'production', units=us) if recs else []
+            self.scorer.log.append(merge_by_arm(arms, part(sp, on_p, pp, [u for u, a in zip(units, arms) if not a]),
+                                                part(sc, on_c, pc, [u for u, a in zip(units, arms) if a])))
+            preds = merge_by_arm(arms, pp, pc) if on_c and on_p else pp or pc
+            tags = ','.join(dict.fromkeys(s.tag for s in (sp, sc) if s is not None))   # production's first; one when one answered
+            if cand is not None and canary.mode == 'shadow':
                 t1 = time.perf_counter()
                 try:
-                    sp = await self._score(cand, records)
-                    cand.log_rows(rid, records, sp, latency_ms=(time.perf_counter() - t1) * 1000, shadow=True)
-                except Exception as e: self.canary.log_error(cand.tag, rid, e)
-            return answer.tag, (echo_ids(records, preds, ids) if ids else preds)
+                    sp_ = await self._score(cand, records)
+                    cand.log_rows(rid, records, sp_, latency_ms=(time.perf_counter() - t1) * 1000, shadow=True, arm='candidate', units=units)
+                except Exception as e: canary.log_error(cand.tag, rid, e)
+            return tags, (echo_ids(records, preds, ids) if ids else preds)
 
         async def handle(self, body: bytes, headers: dict) -> tuple:
             "The fast path of `POST /predict` (see `GuardMiddleware`): (status, JSON body, extra headers)."
@@ -418,7 +488,7 @@ def make_service(model=None, alias=None, entry_dir=None, max_rows=None, max_batc
                 self.metrics.reject('validation')
                 return 400, json.dumps(dict(error=f"{e.error_count()} validation error for {e.title}", detail=errs)).encode(), ()
             rid = headers.get(b'x-request-id', b'').decode('latin-1')[:128] or os.urandom(16).hex()
-            try: tag_, preds = await self._predict(rows, rid)
+            try: tag_, preds = await self._predict(rows, rid, headers)
             except Exception as e:
                 log.exception('POST /predict failed (request %s)', rid)
                 status, payload = _error_json(e)
@@ -428,7 +498,7 @@ def make_service(model=None, alias=None, entry_dir=None, max_rows=None, max_batc
         async def predict(self, rows, ctx) -> dict:
             "Score records as they appear in the data (every column but the target)."
             rid = (ctx.request.headers.get('x-request-id') or '')[:128] or uuid.uuid4().hex
-            tag_, preds = await self._predict([r.model_dump(by_alias=True) for r in rows], rid)
+            tag_, preds = await self._predict([r.model_dump(by_alias=True) for r in rows], rid, ctx.request.headers)
             ctx.response.headers['X-Request-ID'] = rid
             return Response.model_construct(model=tag_, request_id=rid, predictions=[Pred.model_construct(**p) for p in preds])
         predict.__annotations__.update(ctx=bentoml.Context, **{'return': Response})   # real types: this module defers annotations

@@ -307,3 +307,51 @@ def test_multiclass_answers_label_score_scores_on_both_paths(mc_home, monkeypatc
     assert len(mine) == 40 and mine.order_id.tolist() == df.order_id.tolist()
     assert mine.label.tolist() == off['label'].tolist() and mine.scores.tolist() == [x['scores'] for x in preds]
     assert 'note' not in log.columns or log.note.isna().all()     # dropped: neither scored nor logged
+
+# --- A/B canary: sticky assignment ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('fast', ['1', '0'])
+def test_ab_canary_sticky_assignment_splits_batches_and_logs_arm_and_unit(mc_home, monkeypatch, fast):
+    """MLKIT_AB_UNIT=order_id: a unit (the row's field, else the header of that name) always gets the same model, units split
+    by the share, a batch of several units is split by arm and answered in order, and each logged row has its arm and unit."""
+    home, prod = mc_home
+    monkeypatch.setenv('MLKIT_HOME', str(home)); monkeypatch.delenv('BENTOML_HOME', raising=False)
+    from mlkit.registry import register, promote, alias_target, load_predictor
+    from mlkit.serving import ab_arm
+    cand = alias_target('candidate')
+    if cand is None:   # the production network again under a second tag: identical answers, a different model
+        cand = register(Path(home)/'colours', 'colours'); promote(cand, 'candidate', reason='test ab')
+    df = colours(40, seed=3)
+    batch = records(df.drop(columns=['colour']))
+    no_id = [{k: v for k, v in batch[0].items() if k != 'order_id'}]
+    users = [f'user-{i}' for i in range(60)]
+    p, url = start_server(home, MLKIT_CANARY_MODE='canary', MLKIT_CANARY_SHARE='0.5', MLKIT_AB_UNIT='order_id', MLKIT_FAST_PATH=fast)
+    try:
+        seen = {u: {post(url, {'rows': no_id}, headers={'Order_ID': u, 'X-Request-ID': f'ab{fast}-{u}-{k}'}).json()['model'] for k in range(2)} for u in users}
+        r = post(url, {'rows': batch}, headers={'X-Request-ID': f'ab{fast}-batch'})
+        anon = [post(url, {'rows': no_id}, headers={'X-Request-ID': f'ab{fast}-anon-{k}'}).json()['model'] for k in range(20)]
+    finally: stop(p)
+    want = {u: cand if ab_arm(u, cand, 0.5) else prod for u in users}
+    assert seen == {u: {want[u]} for u in users}                         # sticky: every request of a user, the same model
+    assert 15 <= sum(m == cand for m in want.values()) <= 45              # 60 users split about by the share
+    assert set(anon) <= {prod, cand}                                     # no unit: the random per-request pick
+    arms = [ab_arm(str(x['order_id']), cand, 0.5) for x in batch]
+    assert 0 < sum(arms) < len(arms)
+    assert r.status_code == 200 and r.json()['model'] == f'{prod},{cand}', r.text
+    preds = r.json()['predictions']
+    _, pred = load_predictor(prod)
+    off = pred.predict(df)
+    assert [x['id'] for x in preds] == [{'order_id': int(o)} for o in df.order_id]   # the parts merged back in order
+    assert [x['label'] for x in preds] == off['label'].tolist()
+    np.testing.assert_allclose([[x['scores'][c] for c in COLOURS] for x in preds], off['proba'], atol=1e-5)
+    from mlkit.predlog import read_prediction_log
+    log = read_prediction_log()
+    mine = log[log.request_id == f'ab{fast}-batch']
+    assert mine.order_id.tolist() == df.order_id.tolist() and mine.unit.tolist() == [str(o) for o in df.order_id]
+    assert mine.arm.tolist() == ['candidate' if a else 'production' for a in arms]
+    assert mine.model.tolist() == [cand if a else prod for a in arms]
+    hdr = log[log.request_id.str.startswith(f'ab{fast}-user-')]
+    assert len(hdr) == 120 and (hdr.unit == hdr.request_id.str.split('-').str[1:3].str.join('-')).all()
+    assert (hdr.arm == np.where(hdr.model == cand, 'candidate', 'production')).all()
+    none = log[log.request_id.str.startswith(f'ab{fast}-anon-')]
+    assert len(none) == 20 and none.unit.isna().all() and set(none.arm) <= {'production', 'candidate'}
