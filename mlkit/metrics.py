@@ -10,13 +10,14 @@ import numpy as np, pandas as pd
 from sklearn.metrics import log_loss as _sk_log_loss, roc_auc_score as _sk_roc_auc
 from .config import DataError
 from .data import TASKS, class_label, column_dayfirst, parse_dates
+from .stats import auc_ci, bootstrap_ci, gap_interval, ratio_interval, wilson
 
 # %% auto #0
 __all__ = ['MISSING_GROUP', 'TASK_METRICS', 'expected_calibration_error', 'classification_metrics', 'regression_metrics',
-           'multiclass_metrics', 'group_metrics', 'fairness_metrics', 'evaluate_predictions', 'primary_metric',
-           'headline_metrics', 'compare_metrics', 'report_metrics', 'metrics_task', 'fit_baselines', 'plot_roc',
-           'plot_calibration', 'plot_top_label_calibration', 'plot_confusion', 'plot_groups', 'plot_regression',
-           'plot_baselines', 'save_plots']
+           'multiclass_metrics', 'group_metrics', 'fairness_metrics', 'primary_metric', 'headline_metrics',
+           'compare_metrics', 'report_metrics', 'metrics_task', 'evaluate_predictions', 'value_text', 'fit_baselines',
+           'plot_roc', 'plot_calibration', 'plot_top_label_calibration', 'plot_confusion', 'plot_groups',
+           'plot_regression', 'plot_baselines', 'save_plots']
 
 # %% ../nbs/05_metrics.ipynb #6302c440
 def _as_1d(x, name: str) -> np.ndarray:
@@ -164,10 +165,10 @@ def _per_class(cm: np.ndarray):
     return prec, rec, f1, cm.sum(1)
 
 def _ovr_auc(y: np.ndarray, p: np.ndarray) -> float|None:
-    "One-vs-rest macro ROC AUC; over the present classes only when some are absent."
+    "One-vs-rest macro ROC AUC; over the present classes only when some are absent (or when there are two classes)."
     k, present = p.shape[1], np.unique(y)
     if len(present) < 2: return None
-    if len(present) == k: return float(_sk_roc_auc(y, p, multi_class='ovr', average='macro', labels=list(range(k))))
+    if len(present) == k > 2: return float(_sk_roc_auc(y, p, multi_class='ovr', average='macro', labels=list(range(k))))
     return float(np.mean([_sk_roc_auc(y == c, p[:, c]) for c in present]))
 
 def _top_label(y: np.ndarray, p: np.ndarray):
@@ -178,18 +179,27 @@ def _top_label_ece(y: np.ndarray, p: np.ndarray, n_bins: int = 15) -> float:
     return _binned_ece(*_top_label(y, p), n_bins)[0]
 
 # %% ../nbs/05_metrics.ipynb #b3c0dcd2
+def _confusion_matrix(code: np.ndarray, k: int) -> np.ndarray:
+    "The [k, k] counts of the codes `true * k + predicted` (class indices < `k`): rows the true, columns the predicted class."
+    return np.bincount(code, minlength=k * k).reshape(k, k)
+
+def _cm_summary(cm: np.ndarray) -> dict:
+    "Balanced accuracy and macro/weighted precision, recall and F1 of a confusion matrix."
+    prec, rec, f1, sup = _per_class(cm)
+    w = sup / sup.sum()
+    return dict(balanced_accuracy=float(rec[sup > 0].mean()),
+                precision_macro=float(prec.mean()), recall_macro=float(rec.mean()), f1_macro=float(f1.mean()),
+                precision_weighted=float(prec @ w), recall_weighted=float(rec @ w), f1_weighted=float(f1 @ w))
+
 def multiclass_metrics(y_true, proba, classes) -> dict:
     "Accuracy, balanced accuracy, macro/weighted precision, recall, F1, log loss, OvR ROC AUC, top-label ECE, confusion."
     cl = _check_classes(classes)
     p, y = _check_proba(proba, len(cl), 'proba'), _class_index(y_true, cl)
     _check_lengths(y_true=y, proba=p)
     k, n, pred = len(cl), len(y), p.argmax(1)
-    cm = np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
+    cm = _confusion_matrix(y * k + pred, k)
     prec, rec, f1, sup = _per_class(cm)
-    w = sup / n
-    return dict(accuracy=float(np.mean(pred == y)), balanced_accuracy=float(rec[sup > 0].mean()),
-                precision_macro=float(prec.mean()), recall_macro=float(rec.mean()), f1_macro=float(f1.mean()),
-                precision_weighted=float(prec @ w), recall_weighted=float(rec @ w), f1_weighted=float(f1 @ w),
+    return dict(accuracy=float(np.mean(pred == y)), **_cm_summary(cm),
                 log_loss=float(_sk_log_loss(y, p, labels=list(range(k)))), roc_auc=_ovr_auc(y, p),
                 ece=_top_label_ece(y, p), n=int(n), classes=cl,
                 per_class={c: dict(precision=float(prec[i]), recall=float(rec[i]), f1=float(f1[i]), support=int(sup[i]))
@@ -204,86 +214,89 @@ def _group_keys(groups, n: int) -> np.ndarray:
     if len(g) != n: raise ValueError(f"lengths differ: y_true has {n}, groups has {len(g)}")
     return g.astype(str).where(g.notna(), MISSING_GROUP).to_numpy()
 
-def group_metrics(y_true, y_pred, groups, classes=None) -> dict:
-    "For each group value: count, selection_rate, tpr, fpr and accuracy of 0/1 predictions (class labels with `classes`)."
-    if classes is not None: return _multiclass_groups(y_true, y_pred, groups, classes)
-    y, p = _check_binary(y_true), _check_binary(y_pred, 'y_pred')
-    _check_lengths(y_true=y, y_pred=p)
-    keys = _group_keys(groups, len(y))
+def _rate_counts(y: np.ndarray, p: np.ndarray, i) -> dict:
+    "(successes, trials) of the share predicted `i`: among all rows, among the rows of `i` (TPR), among the others (FPR)."
+    sel, pos = p == i, y == i
+    return dict(selection_rate=(int(sel.sum()), len(y)), tpr=(int((sel & pos).sum()), int(pos.sum())),
+                fpr=(int((sel & ~pos).sum()), int((~pos).sum())))
+
+def _group_counts(y: np.ndarray, p: np.ndarray, keys: np.ndarray, labels) -> dict:
+    "Per group (sorted): its rows, (right, rows) and, per label in `labels`, the `_rate_counts`."
     out = {}
     for k in sorted(set(keys)):
-        m = keys == k
-        tp, fp, tn, fn = _confusion(y[m], p[m])
-        out[k] = dict(count=int(m.sum()), selection_rate=float(p[m].mean()),
-                      tpr=tp / (tp + fn) if tp + fn else None, fpr=fp / (fp + tn) if fp + tn else None,
-                      accuracy=(tp + tn) / int(m.sum()))
+        m = keys == k; yg, pg = y[m], p[m]
+        out[k] = dict(count=int(m.sum()), accuracy=(int(np.sum(yg == pg)), int(m.sum())), rates={i: _rate_counts(yg, pg, i) for i in labels})
     return out
 
-# %% ../nbs/05_metrics.ipynb #cde58460
-def _multiclass_groups(y_true, y_pred, groups, classes) -> dict:
-    cl = _check_classes(classes)
-    y, p = _class_index(y_true, cl), _class_index(y_pred, cl, 'y_pred')
+def _rate(k: int, n: int) -> float|None: return k / n if n else None
+
+def _group_entry(c: dict, classes, min_group_size: int, level: float) -> dict:
+    "One group's JSON-ready numbers from its `_group_counts`: plain rates for 0/1 predictions, dicts per class with `classes`."
+    d = dict(count=c['count'], small=c['count'] < min_group_size)
+    for r in ('selection_rate', 'tpr', 'fpr'):
+        if classes is None: kn = c['rates'][1][r]; d[r], d[f'{r}_ci'] = _rate(*kn), wilson(*kn, level)
+        else:
+            d[r] = {cl: _rate(*c['rates'][i][r]) for i, cl in enumerate(classes)}
+            d[f'{r}_ci'] = {cl: wilson(*c['rates'][i][r], level) for i, cl in enumerate(classes)}
+    d['accuracy'], d['accuracy_ci'] = _rate(*c['accuracy']), wilson(*c['accuracy'], level)
+    return d
+
+def _encoded(y_true, y_pred, classes):
+    "Labels and predictions as 0/1 (no `classes`) or as class indices, checked; and the classes."
+    if classes is None:
+        y, p = _check_binary(y_true), _check_binary(y_pred, 'y_pred')
+    else:
+        classes = _check_classes(classes); y, p = _class_index(y_true, classes), _class_index(y_pred, classes, 'y_pred')
     _check_lengths(y_true=y, y_pred=p)
-    keys, out = _group_keys(groups, len(y)), {}
-    for k in sorted(set(keys)):
-        yg, pg = y[keys == k], p[keys == k]
-        rate = lambda mask, i: float(np.mean(pg[mask] == i)) if mask.any() else None
-        out[k] = dict(count=int(len(yg)), accuracy=float(np.mean(yg == pg)),
-                      selection_rate={c: float(np.mean(pg == i)) for i, c in enumerate(cl)},
-                      tpr={c: rate(yg == i, i) for i, c in enumerate(cl)}, fpr={c: rate(yg != i, i) for i, c in enumerate(cl)})
-    return out
+    return y, p, classes
+
+def group_metrics(y_true, y_pred, groups, classes=None, min_group_size: int = 0, level: float = 0.95) -> dict:
+    "Per group value: count, small, and selection_rate, tpr, fpr, accuracy with Wilson intervals (dicts per class with `classes`)."
+    y, p, cl = _encoded(y_true, y_pred, classes)
+    counts = _group_counts(y, p, _group_keys(groups, len(y)), [1] if cl is None else range(len(cl)))
+    return {k: _group_entry(c, cl, min_group_size, level) for k, c in counts.items()}
 
 # %% ../nbs/05_metrics.ipynb #e94290ed
-def _gap(values) -> float|None:
-    v = [x for x in values if x is not None]
-    return float(max(v) - min(v)) if v else None
+_GAPS = ('demographic_parity_difference', 'demographic_parity_ratio', 'equalized_odds_difference')
 
-def _parity(g: dict, classes=None) -> dict:
-    "The summary numbers over the groups `g`; with `classes`, the worst class of each."
-    at = (lambda m, key, c: m[key]) if classes is None else (lambda m, key, c: m[key][c])
-    dpd, dpr, eod = [], [], []
-    for c in ([None] if classes is None else classes):
-        sel = [at(m, 'selection_rate', c) for m in g.values()]
-        dpd.append(max(sel) - min(sel)); dpr.append(min(sel) / max(sel) if max(sel) > 0 else 1.0)
-        eod += [x for x in (_gap(at(m, r, c) for m in g.values()) for r in ('tpr', 'fpr')) if x is not None]
-    return dict(demographic_parity_difference=float(max(dpd)), demographic_parity_ratio=float(min(dpr)),
-                equalized_odds_difference=max(eod) if eod else None, groups=g)
+def _bonferroni(level: float, tests: int) -> float:
+    "The confidence of each of `tests` intervals that hold together at `level`."
+    return 1 - (1 - level) / max(tests, 1)
 
-def fairness_metrics(y_true, y_pred, sensitive, classes=None) -> dict:
-    "Demographic parity difference and ratio, equalized odds difference and group metrics, per sensitive attribute."
+def _parity(g: dict, counts: dict, classes=None, level: float = 0.95) -> dict:
+    "The gaps over the groups of `g` that are not small, with simultaneous intervals; with `classes`, the worst class of each."
+    big = [k for k, m in g.items() if not m['small']]
+    out = {k: v for gap in _GAPS for k, v in ((gap, None), (f'{gap}_ci', None))}
+    out.update(small_groups=[k for k, m in g.items() if m['small']], groups=g)
+    if len(big) < 2: return out
+    labels = [1] if classes is None else list(range(len(classes)))
+    kn = lambda i, r: [counts[k]['rates'][i][r] for k in big]
+    rates = lambda i, r: [k / n for k, n in kn(i, r) if n]
+    sel = [rates(i, 'selection_rate') for i in labels]
+    dp = [gap_interval(kn(i, 'selection_rate'), level, tests=len(labels))['ci'] for i in labels]
+    dr = [ratio_interval(kn(i, 'selection_rate'), _bonferroni(level, len(labels)))['ci'] for i in labels]
+    eo = [(i, r) for i in labels for r in ('tpr', 'fpr') if len(rates(i, r)) >= 2]
+    eo_ci = [gap_interval(kn(i, r), level, tests=len(eo))['ci'] for i, r in eo]
+    out.update(demographic_parity_difference=float(max(max(s) - min(s) for s in sel)),
+               demographic_parity_difference_ci=[max(c[0] for c in dp), max(c[1] for c in dp)],
+               demographic_parity_ratio=float(min(min(s) / max(s) if max(s) > 0 else 1.0 for s in sel)),
+               demographic_parity_ratio_ci=[min(c[0] for c in dr), min(c[1] for c in dr)])
+    if eo: out.update(equalized_odds_difference=float(max(max(rates(i, r)) - min(rates(i, r)) for i, r in eo)),
+                      equalized_odds_difference_ci=[max(c[0] for c in eo_ci), max(c[1] for c in eo_ci)])
+    return out
+
+def fairness_metrics(y_true, y_pred, sensitive, classes=None, min_group_size: int = 0, level: float = 0.95) -> dict:
+    "Demographic parity difference and ratio, equalized odds difference (over groups that are not small, with intervals) and group metrics, per sensitive attribute."
     if isinstance(sensitive, pd.Series): sensitive = {sensitive.name or 'sensitive': sensitive}
     if isinstance(sensitive, pd.DataFrame): cols = {str(c): sensitive[c] for c in sensitive.columns}
     elif isinstance(sensitive, dict): cols = {str(k): v for k, v in sensitive.items()}
     else: raise ValueError(f"sensitive must be a DataFrame or a dict of arrays, got {type(sensitive).__name__}")
-    cl = None if classes is None else _check_classes(classes)
-    return {attr: _parity(group_metrics(y_true, y_pred, v, cl), cl) for attr, v in cols.items()}
-
-# %% ../nbs/05_metrics.ipynb #9acd8bef
-def _plain(v):
-    return v.item() if isinstance(v, np.generic) else v
-
-def _check_task(task):
-    "A `ValueError` unless `task` is one of `data.TASKS`."
-    if task not in TASKS: raise ValueError(f"unknown task {task!r}: use {', '.join(map(repr, TASKS[:-1]))} or {TASKS[-1]!r}")
-
-def evaluate_predictions(y_true, y_score, sensitive=None, task: str = 'binary', threshold: float = 0.5,
-                         positive_class=None, classes=None) -> dict:
-    "All metrics of one set of predictions, as a JSON-ready dict, with fairness per sensitive attribute for classifiers."
-    _check_task(task)
-    if task == 'regression': return dict(regression_metrics(y_true, y_score), fairness={})
-    no_sens = sensitive is None or len(sensitive) == 0
-    if task == 'multiclass':
-        m = multiclass_metrics(y_true, y_score, classes)
-        pred = np.asarray(m['classes'], dtype=object)[_check_proba(y_score, len(m['classes'])).argmax(1)]
-        m['fairness'] = {} if no_sens else fairness_metrics(y_true, pred, sensitive, m['classes'])
-        return m
-    y = np.asarray(y_true)
-    if positive_class is not None and y.ndim == 1 and not pd.Series(y).isin([0, 1]).all():
-        y = (y == positive_class).astype(np.int64)
-    m = classification_metrics(y, y_score, threshold)
-    m['positive_class'] = _plain(positive_class)
-    m['fairness'] = {} if no_sens else fairness_metrics(y, (_check_scores(y_score) >= threshold).astype(np.int64), sensitive)
-    return m
+    y, p, cl = _encoded(y_true, y_pred, classes)
+    out = {}
+    for attr, v in cols.items():
+        counts = _group_counts(y, p, _group_keys(v, len(y)), [1] if cl is None else range(len(cl)))
+        out[attr] = _parity({k: _group_entry(c, cl, min_group_size, level) for k, c in counts.items()}, counts, cl, level)
+    return out
 
 # %% ../nbs/05_metrics.ipynb #2362c7ea
 TASK_METRICS = dict(
@@ -297,6 +310,10 @@ TASK_METRICS = dict(
     regression=dict(primary=('rmse', False), headline=('rmse', 'mae', 'r2'), compare=('rmse', 'mae'), report=('rmse', 'mae', 'r2')))
 
 # %% ../nbs/05_metrics.ipynb #0e800231
+def _check_task(task):
+    "A `ValueError` unless `task` is one of `data.TASKS`."
+    if task not in TASKS: raise ValueError(f"unknown task {task!r}: use {', '.join(map(repr, TASKS[:-1]))} or {TASKS[-1]!r}")
+
 def _keys(task: str, use: str) -> list[str]:
     _check_task(task)
     return list(TASK_METRICS[task][use])
@@ -322,6 +339,121 @@ def report_metrics(task: str) -> list[str]:
 def metrics_task(m: dict) -> str:
     "The task of a metrics dict (its `task`, else inferred from its keys)."
     return m.get('task') or ('regression' if 'rmse' in m else 'multiclass' if m.get('classes') else 'binary')
+
+# %% ../nbs/05_metrics.ipynb #2c5f1b69
+def _boot(stat, arrays, level: float, resamples: int, seed: int, strata=None) -> list|None:
+    "The seeded percentile-bootstrap interval of `stat(*arrays)` (`stats.bootstrap_ci`); None with no resamples."
+    if not resamples: return None
+    return bootstrap_ci(stat, list(arrays), level=level, resamples=resamples, seed=seed, strata=strata)
+
+def _mean(a: np.ndarray) -> float: return float(np.mean(a))
+
+def _row_log_loss(p_true: np.ndarray) -> np.ndarray:
+    "Each row's log loss from the probability it gives its true class (clipped at the float epsilon, as scikit-learn does): the log loss is their mean."
+    return -np.log(np.clip(p_true, np.finfo(float).eps, 1.0))
+
+def _f1(y: np.ndarray, p: np.ndarray) -> float:
+    tp, fp, tn, fn = _confusion(y, p)
+    return _div(2 * tp, 2 * tp + fp + fn)
+
+def _ece(y01: np.ndarray, s: np.ndarray) -> float: return _binned_ece(y01, s, 15)[0]
+
+def _dense_ranks(scores: np.ndarray) -> np.ndarray:
+    "Each score's position among the distinct scores (equal scores share one)."
+    return np.unique(scores, return_inverse=True)[1].ravel()
+
+def _auc_ranked(pos: np.ndarray, rank: np.ndarray) -> float|None:
+    "ROC AUC of the rows `pos` against the others, scores given as `_dense_ranks` (ties count one half); None with one class."
+    size = int(rank.max()) + 1
+    both, wp = np.bincount(rank, minlength=size), np.bincount(rank, weights=pos, minlength=size)
+    wn = both - wp
+    n1, n0 = wp.sum(), wn.sum()
+    return float(np.sum(wp * (np.cumsum(wn) - 0.5 * wn)) / (n1 * n0)) if n1 and n0 else None
+
+def _ovr_auc_ranked(y: np.ndarray, *ranks) -> float|None:
+    "`_ovr_auc` from the `_dense_ranks` of each class's probability: the mean one-vs-rest AUC over the classes in `y`."
+    aucs = [_auc_ranked(y == c, r) for c, r in enumerate(ranks) if (y == c).any()]
+    return float(np.mean(aucs)) if len(aucs) >= 2 else None
+
+def _r2(y: np.ndarray, err: np.ndarray) -> float|None:
+    ss_tot = float(np.sum((y - y.mean()) ** 2))
+    return 1.0 - float(np.sum(err ** 2)) / ss_tot if ss_tot else None
+
+# %% ../nbs/05_metrics.ipynb #f643d957
+def _binary_intervals(y: np.ndarray, s: np.ndarray, p: np.ndarray, level: float, resamples: int, seed: int) -> dict:
+    "The interval of each binary report metric, from 0/1 labels `y`, scores `s` and predictions `p`."
+    tp, fp, tn, fn = _confusion(y, p)
+    boot = lambda stat, *a: _boot(stat, a, level, resamples, seed, strata=y)
+    sc = np.clip(s, 1e-15, 1 - 1e-15)
+    return dict(accuracy=wilson(tp + tn, len(y), level), roc_auc=auc_ci(y, s, level), precision=wilson(tp, tp + fp, level),
+                recall=wilson(tp, tp + fn, level), fpr=wilson(fp, fp + tn, level), f1=boot(_f1, y, p),
+                brier=boot(_mean, (s - y) ** 2), ece=boot(_ece, y, s), log_loss=boot(_mean, _row_log_loss(np.where(y == 1, sc, 1 - sc))))
+
+def _multiclass_intervals(y: np.ndarray, proba: np.ndarray, level: float, resamples: int, seed: int) -> dict:
+    "The interval of each multiclass report metric, from class indices `y` and probabilities [n, K]."
+    k, pred = proba.shape[1], proba.argmax(1)
+    boot = lambda stat, *a: _boot(stat, a, level, resamples, seed, strata=y)
+    cm = lambda key: lambda code: _cm_summary(_confusion_matrix(code, k))[key]
+    right, conf = _top_label(y, proba)
+    out = dict(accuracy=wilson(int(right.sum()), len(y), level), ece=boot(_ece, right, conf),
+               roc_auc=boot(_ovr_auc_ranked, y, *(_dense_ranks(proba[:, c]) for c in range(k))),
+               log_loss=boot(_mean, _row_log_loss(proba[np.arange(len(y)), y])))
+    every = bool(np.bincount(y, minlength=k).all())    # every class in y, so in every resample: macro recall is balanced accuracy
+    for key in [key for key in report_metrics('multiclass') if key not in out]:
+        out[key] = out['balanced_accuracy'] if key == 'recall_macro' and every else boot(cm(key), y * k + pred)
+    return out
+
+def _regression_intervals(y: np.ndarray, pred: np.ndarray, level: float, resamples: int, seed: int) -> dict:
+    "The bootstrap interval of RMSE, MAE and R²."
+    err = y - pred
+    boot = lambda stat, *a: _boot(stat, a, level, resamples, seed)
+    return dict(rmse=boot(lambda e: float(np.sqrt(np.mean(e ** 2))), err), mae=boot(_mean, np.abs(err)), r2=boot(_r2, y, err))
+
+def _reaching(ci: list|None, v) -> list|None:
+    "The interval `ci` widened, if need be, to reach the estimate `v` (a biased statistic's resamples can all lie on one side)."
+    return ci if ci is None or v is None else [min(ci[0], v), max(ci[1], v)]
+
+def _with_ci(m: dict, task: str, ci: dict) -> dict:
+    "`m` with `<key>_ci` for each report metric of `task` it holds."
+    return dict(m, **{f'{k}_ci': _reaching(ci.get(k), m[k]) for k in report_metrics(task) if k in m})
+
+# %% ../nbs/05_metrics.ipynb #9acd8bef
+def _plain(v):
+    return v.item() if isinstance(v, np.generic) else v
+
+def evaluate_predictions(y_true, y_score, sensitive=None, task: str = 'binary', threshold: float = 0.5,
+                         positive_class=None, classes=None, level: float = 0.95, resamples: int = 1000, seed: int = 0,
+                         min_group_size: int = 0) -> dict:
+    "All metrics of one set of predictions with their intervals, as a JSON-ready dict, with fairness per sensitive attribute for classifiers."
+    _check_task(task)
+    ci = dict(level=level, resamples=resamples, seed=seed)
+    fair = lambda y, pred, cl=None: {} if sensitive is None or len(sensitive) == 0 else fairness_metrics(
+        y, pred, sensitive, cl, min_group_size=min_group_size, level=level)
+    if task == 'regression':
+        m = regression_metrics(y_true, y_score)
+        return dict(_with_ci(m, task, _regression_intervals(np.asarray(y_true, float), np.asarray(y_score, float), **ci)), fairness={})
+    if task == 'multiclass':
+        m = multiclass_metrics(y_true, y_score, classes)
+        proba = _check_proba(y_score, len(m['classes']))
+        m = _with_ci(m, task, _multiclass_intervals(_class_index(y_true, m['classes']), proba, **ci))
+        m['fairness'] = fair(y_true, np.asarray(m['classes'], dtype=object)[proba.argmax(1)], m['classes'])
+        return m
+    y = np.asarray(y_true)
+    if positive_class is not None and y.ndim == 1 and not pd.Series(y).isin([0, 1]).all():
+        y = (y == positive_class).astype(np.int64)
+    m = classification_metrics(y, y_score, threshold)
+    m['positive_class'] = _plain(positive_class)
+    y, s = _check_binary(y), _check_scores(y_score)
+    m = _with_ci(m, task, _binary_intervals(y, s, (s >= threshold).astype(np.int64), **ci))
+    m['fairness'] = fair(y, (s >= threshold).astype(np.int64))
+    return m
+
+# %% ../nbs/05_metrics.ipynb #c7c18180
+def value_text(m: dict, key: str, digits: int = 4) -> str:
+    "`m[key]` and its interval `m[key + '_ci']`, e.g. `0.8702 [0.8650, 0.8754]`; `n/a` when the value is missing."
+    v, ci = m.get(key), m.get(f'{key}_ci')
+    if v is None or isinstance(v, bool) or not isinstance(v, (int, float)): return 'n/a'
+    return f"{v:.{digits}f}" + (f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else '')
 
 # %% ../nbs/05_metrics.ipynb #6d162f86
 def _inputs(schema) -> dict:
@@ -421,7 +553,7 @@ def fit_baselines(train: pd.DataFrame, test: pd.DataFrame, schema, seed: int = 0
                 score = _baseline_scores(model, Xt, schema.task, classes)
         except Exception as e:     # one baseline that cannot be fitted must not stop the evaluation
             out[name] = dict(error=f"{type(e).__name__}: {e}"); continue
-        m = evaluate_predictions(yt, score, None, schema.task, 0.5, _plain(schema.positive_class), classes)
+        m = evaluate_predictions(yt, score, None, schema.task, 0.5, _plain(schema.positive_class), classes, resamples=0)   # analytic intervals only
         del m['fairness']
         out[name] = dict(m, fit_seconds=round(secs, 4))
     return out
@@ -496,25 +628,45 @@ def plot_confusion(y_true, y_pred, labels=('negative', 'positive')):
 
 # %% ../nbs/05_metrics.ipynb #00cfc62d
 def _group_series(groups: dict) -> list:
-    "(label, values per group) of the bars of one attribute."
-    names, first = list(groups), next(iter(groups.values()))
-    val = lambda v: np.nan if v is None else v
+    "(label, values, intervals [n, 2]) of the bars of one attribute; NaN where a rate or its interval is undefined."
+    first = next(iter(groups.values()))
     if isinstance(first['selection_rate'], dict):
-        return ([('accuracy', [groups[g]['accuracy'] for g in names])] +
-                [(f"selected {c}", [groups[g]['selection_rate'][c] for g in names]) for c in first['selection_rate']])
-    return [(st, [val(groups[g][st]) for g in names]) for st in ('selection_rate', 'tpr', 'fpr')]
+        parts = ([('accuracy', lambda m, s: m.get('accuracy' + s))] if 'accuracy' in first else []) + \
+                [(f"selected {c}", lambda m, s, c=c: (m.get('selection_rate' + s) or {}).get(c)) for c in first['selection_rate']]
+    else: parts = [(r, lambda m, s, r=r: m.get(r + s)) for r in ('selection_rate', 'tpr', 'fpr') if r in first]
+    num = lambda v: np.nan if v is None else float(v)
+    return [(label, np.array([num(get(m, '')) for m in groups.values()]),
+             np.array([[np.nan, np.nan] if get(m, '_ci') is None else get(m, '_ci') for m in groups.values()], dtype=float))
+            for label, get in parts]
+
+def _group_label(name, m: dict) -> str:
+    "A tick label: the group, its row count, and whether it is small."
+    return str(name) + ('' if m.get('count') is None else f"\nn={m['count']:,}") + (' (small)' if m.get('small') else '')
+
+def _gap_text(f: dict, key: str) -> str:
+    v, ci = f.get(key), f.get(f'{key}_ci')
+    return 'n/a' if v is None else f"{v:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else '')
 
 def plot_groups(fairness: dict):
-    "Per-group rates as grouped bars, one subplot per sensitive attribute (binary or multiclass fairness numbers)."
+    "Per-group rates as grouped bars with their intervals, one subplot per sensitive attribute; counts in the labels, small groups marked."
     if not fairness: raise ValueError("no sensitive attributes to plot")
-    fig, axes = _subplots(1, len(fairness), figsize=(4.5 * len(fairness), 4), squeeze=False)
+    fig, axes = _subplots(1, len(fairness), figsize=(4.5 * len(fairness), 4.4), squeeze=False)
     for ax, (attr, f) in zip(axes[0], fairness.items()):
-        names, series = list(f['groups']), _group_series(f['groups'])
-        x, w = np.arange(len(names)), 0.8 / len(series)
-        for i, (label, vals) in enumerate(series): ax.bar(x + (i - (len(series) - 1) / 2) * w, vals, w, label=label)
-        ax.set_xticks(x, names, rotation=30 if len(names) > 3 else 0, ha='right' if len(names) > 3 else 'center')
-        ax.set(ylim=(0, 1), title=f"{attr} (DP diff {f['demographic_parity_difference']:.2f}, "
-                                  f"EO diff {(f['equalized_odds_difference'] or 0):.2f})")
+        groups = f['groups']; series = _group_series(groups)
+        small = [bool(m.get('small')) for m in groups.values()]
+        x, w = np.arange(len(groups)), 0.8 / len(series)
+        for i, (label, vals, ci) in enumerate(series):
+            err = np.maximum(np.vstack([vals - ci[:, 0], ci[:, 1] - vals]), 0)
+            bars = ax.bar(x + (i - (len(series) - 1) / 2) * w, vals, w, label=label, yerr=err,
+                          error_kw=dict(elinewidth=0.8, capsize=2, ecolor='black'))
+            for bar, sm in zip(bars, small):
+                if sm: bar.set_hatch('///'); bar.set_alpha(0.45)
+        many = len(groups) > 3
+        ax.set_xticks(x, [_group_label(g, m) for g, m in groups.items()], rotation=30 if many else 0, ha='right' if many else 'center', fontsize=8)
+        for t, sm in zip(ax.get_xticklabels(), small):
+            if sm: t.set_color('grey')
+        ax.set(ylim=(0, 1.05), title=f"{attr}\nDP diff {_gap_text(f, 'demographic_parity_difference')}, "
+                                     f"EO diff {_gap_text(f, 'equalized_odds_difference')}")
         ax.title.set_fontsize(9)
     axes[0][0].legend(fontsize=7 if len(series) > 4 else 8); fig.tight_layout()
     return fig

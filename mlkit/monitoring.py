@@ -5,6 +5,7 @@
 # %% ../nbs/08_monitoring.ipynb #8dec826b
 from __future__ import annotations
 import base64, html, io, json, os, time
+from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -14,7 +15,7 @@ from .registry import resolve, model_path, verify_folder, card as model_card
 
 # %% auto #0
 __all__ = ['REFERENCE', 'reference_frame', 'reference_sample', 'current_frame', 'attach_labels', 'prediction_column',
-           'drift_report', 'completeness', 'freshness', 'selection_parity', 'quality_breaches', 'accuracy_floor',
+           'drift_report', 'completeness', 'freshness', 'selection_parity', 'accuracy_floor', 'quality_breaches',
            'breaches', 'fairness_html', 'workspace_dir', 'log_to_workspace', 'model_outputs', 'logged_outputs',
            'live_quality', 'quality_line', 'monitor']
 
@@ -124,47 +125,51 @@ def freshness(df: pd.DataFrame, path=None, now=None) -> dict:
     return dict(newest=newest.isoformat(), age_hours=round((now - newest).total_seconds() / 3600, 4))
 
 # %% ../nbs/08_monitoring.ipynb #fcfb7305
-def selection_parity(y_pred, sensitive: dict, classes=None) -> dict:
-    "Per-group count and selection rate, and the demographic-parity difference and ratio (no labels needed)."
-    from mlkit.metrics import group_metrics
-    if classes is None: per = {None: np.asarray(y_pred).astype('int64')}
-    else: lab = np.asarray(y_pred).astype(str); per = {str(c): (lab == str(c)).astype('int64') for c in classes}
-    out = {}
-    for attr, g in sensitive.items():
-        gm = {c: group_metrics(np.zeros_like(p), p, g) for c, p in per.items()}   # y_true unused for count/selection rate
-        rates = {c: [v['selection_rate'] for v in groups.values()] for c, groups in gm.items()}
-        groups = {k: dict(count=v['count'], selection_rate=v['selection_rate'] if classes is None else {c: gm[c][k]['selection_rate'] for c in gm})
-                  for k, v in next(iter(gm.values())).items()}
-        out[attr] = dict(demographic_parity_difference=max(max(r) - min(r) for r in rates.values()),
-                         demographic_parity_ratio=min((min(r) / max(r)) if max(r) else 1.0 for r in rates.values()),
-                         equalized_odds_difference=None, groups=groups)
-    return out
+_PARITY = ('demographic_parity_difference', 'demographic_parity_difference_ci', 'demographic_parity_ratio', 'demographic_parity_ratio_ci', 'small_groups')
+
+def selection_parity(y_pred, sensitive: dict, classes=None, min_group_size: int = 0, level: float = 0.95) -> dict:
+    "Per-group count, selection rate and its interval, and the demographic-parity gaps over groups that are not small (no labels needed)."
+    from mlkit.metrics import fairness_metrics
+    p = np.asarray(y_pred).astype(str) if classes is not None else np.asarray(y_pred).astype('int64')
+    cl = None if classes is None else [str(c) for c in classes]
+    full = fairness_metrics(p, p, sensitive, cl, min_group_size=min_group_size, level=level)   # labels unused: only selection is kept
+    keep = ('count', 'small', 'selection_rate', 'selection_rate_ci')
+    return {a: dict({k: f[k] for k in _PARITY}, equalized_odds_difference=None, equalized_odds_difference_ci=None,
+                    groups={g: {k: v[k] for k in keep} for g, v in f['groups'].items()}) for a, f in full.items()}
 
 # %% ../nbs/08_monitoring.ipynb #d33d8fb6
-def quality_breaches(quality: dict|None, baseline: dict|None, task: str, s: Settings) -> list:
-    "Breaches of live quality: relative to the evaluated `baseline` metrics, and the optional `min_accuracy` floor."
-    q, b, out = quality or {}, baseline or {}, []
-    def add(name, threshold, value, msg): out.append(dict(name=name, threshold=round(threshold, 6), value=round(value, 6), message=msg))
-    acc = q.get('accuracy')
-    if acc is not None and s.min_accuracy is not None and acc < s.min_accuracy:
-        add('min_accuracy', s.min_accuracy, acc, f"min_accuracy: accuracy {acc:.4f} below the minimum {s.min_accuracy}")
-    for k in {'binary': ('accuracy', 'roc_auc'), 'multiclass': ('accuracy',)}.get(task, ()):
-        if q.get(k) is not None and b.get(k) is not None and q[k] < b[k] - s.max_quality_drop:
-            add(f'{k}_drop', b[k] - s.max_quality_drop, q[k], f"{k}_drop: {k} {q[k]:.4f} is more than {s.max_quality_drop} below "
-                f"the evaluated {b[k]:.4f} (threshold {b[k] - s.max_quality_drop:.4f})")
-    if task == 'regression' and q.get('rmse') is not None and b.get('rmse') is not None and q['rmse'] > b['rmse'] * (1 + 5 * s.max_quality_drop):
-        lim = b['rmse'] * (1 + 5 * s.max_quality_drop)
-        add('rmse_rise', lim, q['rmse'], f"rmse_rise: rmse {q['rmse']:.4g} above {1 + 5 * s.max_quality_drop:.2f} x the evaluated {b['rmse']:.4g} (threshold {lim:.4g})")
-    return out
+def _beyond(m: dict, key: str, threshold: float, s: Settings, above: bool) -> bool:
+    "Whether metric `key` of `m` is beyond `threshold` under `s.breach_rule` (its point value when it has no interval)."
+    from mlkit.stats import breached
+    ci = m.get(f'{key}_ci')
+    return breached(m.get(key), ci, threshold, s.breach_rule if ci is not None else 'point', above)
 
 def accuracy_floor(evaluated: dict, s: Settings) -> float|None:
     "The live accuracy below which quality breaches: the evaluated accuracy less `max_quality_drop`, or `min_accuracy` if higher."
     v = [x for x in ((evaluated.get('accuracy') - s.max_quality_drop) if evaluated.get('accuracy') is not None else None, s.min_accuracy) if x is not None]
     return round(max(v), 6) if v else None
 
+# %% ../nbs/08_monitoring.ipynb #6960b7bc
+def quality_breaches(quality: dict|None, baseline: dict|None, task: str, s: Settings) -> list:
+    "Breaches of live quality: relative to the evaluated `baseline` metrics, and the optional `min_accuracy` floor."
+    from mlkit.metrics import value_text
+    q, b, out = quality or {}, baseline or {}, []
+    def add(name, threshold, key, msg): out.append(dict(name=name, threshold=round(threshold, 6), value=round(q[key], 6), ci=q.get(f'{key}_ci'), message=msg))
+    if s.min_accuracy is not None and _beyond(q, 'accuracy', s.min_accuracy, s, above=False):
+        add('min_accuracy', s.min_accuracy, 'accuracy', f"min_accuracy: accuracy {value_text(q, 'accuracy')} below the minimum {s.min_accuracy}")
+    for k in {'binary': ('accuracy', 'roc_auc'), 'multiclass': ('accuracy',)}.get(task, ()):
+        if b.get(k) is not None and _beyond(q, k, b[k] - s.max_quality_drop, s, above=False):
+            add(f'{k}_drop', b[k] - s.max_quality_drop, k, f"{k}_drop: {k} {value_text(q, k)} is more than {s.max_quality_drop} below "
+                f"the evaluated {b[k]:.4f} (threshold {b[k] - s.max_quality_drop:.4f})")
+    lim = b['rmse'] * (1 + 5 * s.max_quality_drop) if task == 'regression' and b.get('rmse') is not None else None
+    if lim is not None and _beyond(q, 'rmse', lim, s, above=True):
+        add('rmse_rise', lim, 'rmse', f"rmse_rise: rmse {value_text(q, 'rmse')} above {1 + 5 * s.max_quality_drop:.2f} x the evaluated {b['rmse']:.4g} (threshold {lim:.4g})")
+    return out
+
 # %% ../nbs/08_monitoring.ipynb #0e721bdd
 def breaches(result: dict, s: Settings) -> list:
     "Every threshold the monitor result breaches."
+    from mlkit.metrics import value_text
     out = []
     def add(name, threshold, value, msg): out.append(dict(name=name, threshold=threshold, value=value, message=msg))
     if result['dataset_drift']:
@@ -181,11 +186,11 @@ def breaches(result: dict, s: Settings) -> list:
     if age is not None and age > s.max_staleness_hours:
         add('freshness', s.max_staleness_hours, age, f"newest data is {age:.1f} h old (max {s.max_staleness_hours} h)")
     out += quality_breaches(result.get('quality'), result.get('baseline'), result.get('task', 'binary'), s)
-    for attr, f in (result.get('fairness') or {}).items():
+    for attr, f in (result.get('fairness') or {}).items():   # gaps over groups that are not small (see `metrics.fairness_metrics`)
         for k in ('demographic_parity_difference', 'equalized_odds_difference'):
-            v = f.get(k)
-            if v is not None and v > s.max_fairness_gap:
-                add(f'fairness:{attr}:{k}', s.max_fairness_gap, round(v, 4), f"{attr}: {k.replace('_', ' ')} {v:.3f} above {s.max_fairness_gap}")
+            if _beyond(f, k, s.max_fairness_gap, s, above=True):
+                add(f'fairness:{attr}:{k}', s.max_fairness_gap, round(f[k], 4), f"{attr}: {k.replace('_', ' ')} {value_text(f, k, 3)} above {s.max_fairness_gap}"
+                    + (f" (small groups left out: {', '.join(map(str, f['small_groups']))})" if f.get('small_groups') else ''))
     return out
 
 # %% ../nbs/08_monitoring.ipynb #ea7dac15
@@ -197,6 +202,13 @@ def _flat(d: dict) -> dict:
     "`{'tpr': {'a': 0.5}}` -> `{'tpr a': 0.5}`: a multiclass group's per-class numbers as columns."
     return {f"{k} {c}" if isinstance(v, dict) else k: x for k, v in d.items() for c, x in (v.items() if isinstance(v, dict) else [(None, v)])}
 
+def _cell(v) -> str:
+    "A number, an interval `[lo, hi]`, a flag or a count as table text."
+    if v is None or v is False: return ''
+    if v is True: return 'yes'
+    if isinstance(v, (list, tuple)): return f"[{v[0]:.3f}, {v[1]:.3f}]"
+    return f'{v:.4f}' if isinstance(v, float) else html.escape(str(v))
+
 def fairness_html(fairness: dict, baseline: dict|None, title: str) -> str:
     "A self-contained HTML page: fairness gaps (with change against `baseline`), per-group tables and bars."
     from mlkit.metrics import plot_groups
@@ -206,21 +218,22 @@ def fairness_html(fairness: dict, baseline: dict|None, title: str) -> str:
     if not fairness: parts.append("<p>No sensitive attributes.</p>")
     for attr, f in fairness.items():
         b = (baseline or {}).get(attr, {})
-        parts.append(f"<h2>{html.escape(attr)}</h2><table><tr><th>gap</th><th>now</th><th>at evaluation</th><th>change</th></tr>")
+        parts.append(f"<h2>{html.escape(attr)}</h2><table><tr><th>gap</th><th>now</th><th>interval</th><th>at evaluation</th><th>change</th></tr>")
         for k in ('demographic_parity_difference', 'demographic_parity_ratio', 'equalized_odds_difference'):
             v, bv = f.get(k), b.get(k)
             ch = '' if v is None or bv is None else f"{v - bv:+.4f}"
-            parts.append(f"<tr><td style='text-align:left'>{k.replace('_', ' ')}</td><td>{'' if v is None else f'{v:.4f}'}</td>"
-                         f"<td>{'' if bv is None else f'{bv:.4f}'}</td><td>{ch}</td></tr>")
+            parts.append(f"<tr><td style='text-align:left'>{k.replace('_', ' ')}</td><td>{_cell(v)}</td><td>{_cell(f.get(k + '_ci'))}</td>"
+                         f"<td>{_cell(bv)}</td><td>{ch}</td></tr>")
         parts.append("</table>")
+        if f.get('small_groups'): parts.append(f"<p>Small groups (shown, left out of the gaps): {html.escape(', '.join(map(str, f['small_groups'])))}</p>")
         flat = {g: _flat(v) for g, v in f['groups'].items()}
         cols = sorted({k for g in flat.values() for k in g})
         parts.append("<table><tr><th>group</th>" + ''.join(f"<th>{html.escape(c)}</th>" for c in cols) + "</tr>")
         for g, v in flat.items():
             parts.append(f"<tr><td style='text-align:left'>{html.escape(str(g))}</td>" +
-                         ''.join(f"<td>{'' if v.get(c) is None else (f'{v[c]:.4f}' if isinstance(v[c], float) else v[c])}</td>" for c in cols) + "</tr>")
+                         ''.join(f"<td>{_cell(v.get(c))}</td>" for c in cols) + "</tr>")
         parts.append("</table>")
-    if fairness and all(not isinstance(g.get('tpr', {}), dict) for f in fairness.values() for g in f['groups'].values()):
+    if fairness:
         parts.append(f"<img src='data:image/png;base64,{_fig_png(plot_groups(fairness))}'/>")
     parts.append("</body></html>")
     return '\n'.join(parts)
@@ -291,21 +304,23 @@ def _class_codes(pred, y: pd.Series) -> np.ndarray:
         except DataError: code[v] = -1
     return y.map(code).to_numpy(dtype='int64')
 
-def live_quality(pred, y, outs: dict, sensitive: dict|None = None) -> dict:
-    "Metrics of the model's answers `outs` (see `model_outputs`) against the labels `y`."
+def live_quality(pred, y, outs: dict, sensitive: dict|None = None, settings: Settings|None = None) -> dict:
+    "Metrics of the model's answers `outs` (see `model_outputs`) against the labels `y`, with intervals (`settings`: their level, resamples, small groups)."
     from mlkit.metrics import evaluate_predictions
+    s = settings or load_settings()
     y, sens = pd.Series(y).reset_index(drop=True), sensitive or None
+    evaluate = partial(evaluate_predictions, level=s.ci_level, resamples=s.bootstrap_resamples, min_group_size=s.min_group_size)
     if pred.task == 'binary':
-        return evaluate_predictions(pred.transform.encode_target(y).astype('int64'), outs['score'], sens, 'binary', pred.threshold)
+        return evaluate(pred.transform.encode_target(y).astype('int64'), outs['score'], sens, 'binary', pred.threshold)
     if pred.task == 'regression':
         v = pd.to_numeric(y, errors='coerce')
         if v.isna().any(): raise DataError(f"labels must be numbers for a regression model, got {y[v.isna()].iloc[0]!r}")
-        m = evaluate_predictions(v.to_numpy('float64'), outs['score'], None, 'regression'); m.pop('fairness', None)
+        m = evaluate(v.to_numpy('float64'), outs['score'], None, 'regression'); m.pop('fairness', None)
         return m
     classes, idx = [str(c) for c in pred.classes], _class_codes(pred, y)
     ok = idx >= 0
     if not ok.any(): raise DataError(f"no label is one of the model's classes {classes}: got {sorted(map(str, y.unique()))[:5]}")
-    m = evaluate_predictions(np.array(classes)[idx[ok]], outs['proba'][ok], {c: np.asarray(g)[ok] for c, g in sens.items()} if sens else None,
+    m = evaluate(np.array(classes)[idx[ok]], outs['proba'][ok], {c: np.asarray(g)[ok] for c, g in sens.items()} if sens else None,
                              'multiclass', classes=classes)
     m['unknown_labels'] = {str(k): int(n) for k, n in y[~ok].value_counts().items()}
     return m
@@ -325,20 +340,21 @@ def _current(current, from_log, since, tag, labels, target, s: Settings):
     return cur, sample
 
 # %% ../nbs/08_monitoring.ipynb #82c727b9
-def _quality_and_fairness(res: dict, pred, schema: Schema, sample: pd.DataFrame, outs: dict, base: dict):
+def _quality_and_fairness(res: dict, pred, schema: Schema, sample: pd.DataFrame, outs: dict, base: dict, s: Settings):
     "Fill `quality`, `fairness` and `baseline` of the monitor result `res`."
     from mlkit.metrics import headline_metrics
     sens = {c: sample[c].to_numpy() for c in schema.sensitive if c in sample.columns}
     if schema.target in sample.columns and sample[schema.target].notna().any():
         keep = sample[schema.target].notna().to_numpy()
-        m = live_quality(pred, sample.loc[keep, schema.target], {k: v[keep] for k, v in outs.items()}, {c: g[keep] for c, g in sens.items()})
+        m = live_quality(pred, sample.loc[keep, schema.target], {k: v[keep] for k, v in outs.items()}, {c: g[keep] for c, g in sens.items()}, s)
         res['fairness'] = m.pop('fairness', None) or None
         m['labelled_rows'] = int(keep.sum())
         m['headline'] = {k: m.get(k) for k in headline_metrics(schema.task)}
         m['change'] = {k: round(m[k] - base[k], 6) for k in m if isinstance(m.get(k), float) and isinstance(base.get(k), (int, float))}
         res['quality'] = m
-    elif sens and schema.task == 'binary': res['fairness'] = selection_parity((outs['score'] >= pred.threshold), sens)
-    elif sens and schema.task == 'multiclass': res['fairness'] = selection_parity(outs['prediction'], sens, [str(c) for c in pred.classes])
+    elif sens and schema.task in ('binary', 'multiclass'):
+        p, cl = ((outs['score'] >= pred.threshold), None) if schema.task == 'binary' else (outs['prediction'], [str(c) for c in pred.classes])
+        res['fairness'] = selection_parity(p, sens, cl, s.min_group_size, s.ci_level)
     bf = base.get('fairness') or {}
     for attr, f in (res['fairness'] or {}).items():
         f['change'] = {k: round(f[k] - bf[attr][k], 6) for k in ('demographic_parity_difference', 'equalized_odds_difference')
@@ -353,15 +369,16 @@ def _write_reports(res: dict, snap, out: Path, base: dict, workspace: bool, col:
     if workspace:
         vals = {'drift_share': res['drift_share'], **((res['quality'] or {}).get('headline') or {})}
         for attr, f in (res['fairness'] or {}).items():
-            vals[f'dp_diff_{attr}'] = f['demographic_parity_difference']
-            if f.get('equalized_odds_difference') is not None: vals[f'eo_diff_{attr}'] = f['equalized_odds_difference']
+            for key, name in (('demographic_parity_difference', 'dp_diff'), ('equalized_odds_difference', 'eo_diff')):
+                if f.get(key) is not None: vals[f'{name}_{attr}'] = f[key]   # None: fewer than two groups large enough
         res['workspace_project'] = log_to_workspace(res['model'].split(':')[0], snap, vals, prediction_column=col)
 
 def quality_line(res: dict) -> str:
     "One line of a monitor result's live quality: its headline metrics and labelled rows (or that there were no labels)."
     q = res.get('quality')
     if not q: return 'quality: no labelled rows'
-    return '  '.join(f"{k} {v:.4f}" for k, v in (q.get('headline') or {}).items() if isinstance(v, (int, float))) + f" on {q['labelled_rows']:,} labelled rows"
+    from mlkit.metrics import value_text
+    return '  '.join(f"{k} {value_text(q, k)}" for k, v in (q.get('headline') or {}).items() if isinstance(v, (int, float))) + f" on {q['labelled_rows']:,} labelled rows"
 
 # %% ../nbs/08_monitoring.ipynb #f9ffa396
 def monitor(current=None, from_log=False, since=None, labels=None, model=None, alias='production', out_dir=None,
@@ -388,10 +405,11 @@ def monitor(current=None, from_log=False, since=None, labels=None, model=None, a
     res = dict(id=mid, model=tag, task=schema.task, created=datetime.now(timezone.utc).isoformat(), source='log' if from_log else str(current),
                rows=len(cur), sampled_rows=len(sample), sampled=len(sample) < len(cur), **drift, completeness=completeness(cur, schema.features),
                freshness=freshness(cur, None if from_log else current), quality=None, fairness=None, baseline=None)
-    _quality_and_fairness(res, pred, schema, sample, outs, card.get('metrics') or {})
+    _quality_and_fairness(res, pred, schema, sample, outs, card.get('metrics') or {}, s)
     res['breaches'] = breaches(res, s)
     res['thresholds'] = {k: getattr(s, k) for k in ('max_drift_share', 'feature_drift_threshold', 'prediction_drift_threshold', 'min_accuracy',
-                                                     'max_quality_drop', 'max_fairness_gap', 'min_completeness', 'max_staleness_hours', 'monitor_sample_rows')}
+                                                     'max_quality_drop', 'max_fairness_gap', 'min_completeness', 'max_staleness_hours', 'monitor_sample_rows',
+                                                     'breach_rule', 'ci_level', 'min_group_size')}
     res['thresholds']['accuracy_floor'] = accuracy_floor(card.get('metrics') or {}, s)
     _write_reports(res, snap, out, card.get('metrics') or {}, workspace, col)
     res['seconds'] = round(time.perf_counter() - t0, 3)

@@ -130,7 +130,7 @@ def _summary_metrics(metrics: dict|None) -> dict:
     keep = ('accuracy', 'roc_auc', 'f1', 'brier', 'ece', 'log_loss', 'rmse', 'mae', 'r2')
     out = {k: round(float(metrics[k]), 6) for k in keep if isinstance(metrics.get(k), (int, float))}
     for attr, f in (metrics.get('fairness') or {}).items():
-        out[f'dp_diff_{attr}'] = round(float(f['demographic_parity_difference']), 6)
+        if f.get('demographic_parity_difference') is not None: out[f'dp_diff_{attr}'] = round(float(f['demographic_parity_difference']), 6)
         if f.get('equalized_odds_difference') is not None: out[f'eo_diff_{attr}'] = round(float(f['equalized_odds_difference']), 6)
     return out
 

@@ -67,29 +67,31 @@ def git_commit(path=None) -> str|None:
     except (OSError, subprocess.TimeoutExpired): return None
 
 # %% ../nbs/09_runs.ipynb #44869a07
-def evaluate_predictor(pred, df: pd.DataFrame, schema, threshold: float|None = None):
-    "Metrics (quality + fairness) and the predictions frame of `pred` on the labelled frame `df`."
+def evaluate_predictor(pred, df: pd.DataFrame, schema, threshold: float|None = None, resamples: int|None = None):
+    "Metrics (quality + fairness, with intervals) and the predictions frame of `pred` on the labelled frame `df`; `resamples=0` skips the bootstrap."
     import numpy as np, pandas as pd
     from mlkit.metrics import evaluate_predictions
     if schema.target not in df.columns: raise DataError(f"evaluation data lacks the target column {schema.target!r}")
     df = df[df[schema.target].notna()].reset_index(drop=True)
     if len(df) == 0: raise DataError("evaluation data has no labelled rows")
     thr = pred.threshold if threshold is None else float(threshold)
+    s = load_settings()
+    ci = dict(level=s.ci_level, resamples=s.bootstrap_resamples if resamples is None else resamples, seed=0)
     out = pred.predict(df)
     sens = {c: df[c].to_numpy() for c in schema.sensitive if c in df.columns}
     if schema.task == 'binary':
         y = pred.transform.encode_target(df[schema.target]).astype('int64')
         score = out['score']
-        m = evaluate_predictions(y, score, sens or None, 'binary', thr, schema.positive_class)
+        m = evaluate_predictions(y, score, sens or None, 'binary', thr, schema.positive_class, min_group_size=s.min_group_size, **ci)
         preds = pd.DataFrame(dict(y_true=y, y_score=score, y_pred=(score >= thr).astype('int64')))
     elif schema.task == 'multiclass':
         y = np.asarray(pred.classes, dtype=object)[pred.transform.encode_target(df[schema.target])]
-        m = evaluate_predictions(y, out['proba'], sens or None, 'multiclass', classes=pred.classes)
+        m = evaluate_predictions(y, out['proba'], sens or None, 'multiclass', classes=pred.classes, min_group_size=s.min_group_size, **ci)
         preds = pd.DataFrame(dict(y_true=y, y_pred=out['label'], y_score=out['score']))
         for k, c in enumerate(pred.classes): preds[f'p_{c}'] = out['proba'][:, k]
     else:
         y = df[schema.target].to_numpy('float64')
-        m = evaluate_predictions(y, out['value'], None, 'regression')
+        m = evaluate_predictions(y, out['value'], None, 'regression', **ci)
         preds = pd.DataFrame(dict(y_true=y, y_score=out['value'], y_pred=out['value']))
     for c, v in sens.items(): preds[c] = v
     for c in getattr(schema, 'id_columns', None) or []:
@@ -320,17 +322,19 @@ def format_data_summary(res: dict) -> str:
 
 # %% ../nbs/09_runs.ipynb #f4a08eb8
 def _metric_line(m: dict, keys) -> str:
-    return '  '.join(f"{k} {m[k]:.4f}" for k in keys if isinstance(m.get(k), (int, float)) and not isinstance(m.get(k), bool))
+    from mlkit.metrics import value_text
+    return '  '.join(f"{k} {value_text(m, k)}" for k in keys if isinstance(m.get(k), (int, float)) and not isinstance(m.get(k), bool))
 
 def format_metrics(m: dict) -> str:
     "One line of quality metrics, one per baseline and one per sensitive attribute's fairness gaps."
-    from mlkit.metrics import report_metrics, headline_metrics, metrics_task
+    from mlkit.metrics import report_metrics, headline_metrics, metrics_task, value_text
     if m is None: return '(no metrics)'
     task = metrics_task(m)
     lines = [_metric_line(m, report_metrics(task))]
     for name, b in (m.get('baselines') or {}).items():
         lines.append(f"baseline {name}: " + (f"failed ({b['error']})" if b.get('error') else _metric_line(b, headline_metrics(task))))
     for attr, f in (m.get('fairness') or {}).items():
-        lines.append(f"fairness {attr}: demographic parity diff {f['demographic_parity_difference']:.3f} "
-                     f"(ratio {f['demographic_parity_ratio']:.3f}), equalized odds diff {f['equalized_odds_difference'] or 0:.3f}")
+        small = f" (small groups left out: {', '.join(map(str, f['small_groups']))})" if f.get('small_groups') else ''
+        lines.append(f"fairness {attr}: demographic parity diff {value_text(f, 'demographic_parity_difference', 3)} "
+                     f"(ratio {value_text(f, 'demographic_parity_ratio', 3)}), equalized odds diff {value_text(f, 'equalized_odds_difference', 3)}{small}")
     return '\n'.join(lines)

@@ -145,12 +145,14 @@ def alert_rules(s: Settings, runbook_base: str = 'docs/runbooks') -> dict:
                 annotations=dict(summary=f"/predict {what} budget burning {burn}x over {long} (and {short})",
                                  description=f"{kind} SLO {'availability ' + str(s.slo_availability) if kind == 'availability' else f'95% of requests within {s.slo_latency_p95_ms:g} ms'}: at this rate the {s.slo_window_days:g}-day budget is spent early.",
                                  runbook_url=_runbook(kind, runbook_base))))
+    # the breach rule: under 'interval' an alert needs the whole interval beyond the threshold (the gauges of its ends)
+    acc, gap = ('mlkit_accuracy_high', 'mlkit_fairness_gap_low') if s.breach_rule == 'interval' else ('mlkit_accuracy', 'mlkit_fairness_gap')
     model_rules = [
         ('MlkitDataDrift', f'mlkit_drift_share > {s.max_drift_share}', 'ticket', 'drift', 'Share of drifted features above the threshold'),
         ('MlkitPredictionDrift', f'mlkit_prediction_drift_score > {s.prediction_drift_threshold}', 'ticket', 'drift', "The model's score distribution drifted"),
-        ('MlkitAccuracyLow', 'mlkit_accuracy < on(model) mlkit_accuracy_floor' if s.min_accuracy is None else f'mlkit_accuracy < {s.min_accuracy}',
+        ('MlkitAccuracyLow', f'{acc} < on(model) mlkit_accuracy_floor' if s.min_accuracy is None else f'{acc} < {s.min_accuracy}',
          'page', 'accuracy', 'Accuracy on labelled live traffic below the objective'),
-        ('MlkitFairnessGap', f'mlkit_fairness_gap > {s.max_fairness_gap}', 'ticket', 'fairness', 'A fairness gap above the maximum'),
+        ('MlkitFairnessGap', f'{gap} > {s.max_fairness_gap}', 'ticket', 'fairness', 'A fairness gap above the maximum'),
         ('MlkitFeatureDropout', f'mlkit_feature_completeness < {s.min_completeness}', 'page', 'completeness', 'A feature is mostly missing in live data'),
         ('MlkitDataStale', f'mlkit_data_age_hours > {s.max_staleness_hours}', 'ticket', 'freshness', 'No fresh data reached the monitor'),
     ]
@@ -171,11 +173,16 @@ def monitor_gauges(m: dict) -> str:
         lines.append(f"{name}{{{','.join(f'{k}={json.dumps(str(x))}' for k, x in lab.items())}}} {float(v)}")
     g('mlkit_drift_share', m.get('drift_share'), 'Share of drifted features')
     g('mlkit_prediction_drift_score', (m.get('prediction_drift') or {}).get('score'), 'Drift score of the model score')
-    g('mlkit_accuracy', (m.get('quality') or {}).get('accuracy'), 'Accuracy on labelled live data')
+    q = m.get('quality') or {}
+    g('mlkit_accuracy', q.get('accuracy'), 'Accuracy on labelled live data')
+    g('mlkit_accuracy_high', (q.get('accuracy_ci') or [None, q.get('accuracy')])[1], 'Upper end of the interval of the live accuracy')
     g('mlkit_accuracy_floor', (m.get('thresholds') or {}).get('accuracy_floor'), "Accuracy objective: the model's evaluated accuracy less the allowed drop")
     for attr, f in (m.get('fairness') or {}).items():
-        gap = max(v for v in (f.get('demographic_parity_difference'), f.get('equalized_odds_difference')) if v is not None)
-        g('mlkit_fairness_gap', gap, 'Largest fairness gap per sensitive attribute', attribute=attr)
+        keys = [k for k in ('demographic_parity_difference', 'equalized_odds_difference') if f.get(k) is not None]
+        if not keys: continue     # fewer than two groups large enough to compare
+        g('mlkit_fairness_gap', max(f[k] for k in keys), 'Largest fairness gap per sensitive attribute', attribute=attr)
+        g('mlkit_fairness_gap_low', max((f.get(k + '_ci') or [f[k]])[0] for k in keys),
+          'Lower end of the interval of the largest fairness gap per sensitive attribute', attribute=attr)
     for c, v in (m.get('completeness') or {}).items(): g('mlkit_feature_completeness', v, 'Share of non-missing values', feature=c)
     g('mlkit_data_age_hours', (m.get('freshness') or {}).get('age_hours'), 'Age of the newest current data')
     g('mlkit_monitor_breaches', len(m.get('breaches') or []), 'Breached thresholds in the latest monitor run')

@@ -9,6 +9,7 @@ from mlkit.metrics import (expected_calibration_error, classification_metrics, r
                            primary_metric, fit_baselines, plot_confusion, plot_baselines, TASK_METRICS, headline_metrics,
                            compare_metrics, report_metrics, plot_calibration, plot_top_label_calibration)
 import mlkit.data, mlkit.metrics
+from mlkit.stats import wilson, gap_interval, ratio_interval, auc_ci
 
 TOL = dict(rel=1e-12, abs=1e-12)
 
@@ -128,21 +129,47 @@ P     = np.array([1,   0,   0,   0,   1,   1,   1,   0])
 SEX   = ['F', 'F', 'F', 'F', 'M', 'M', 'M', 'M']
 GRP   = ['a', 'a', 'b', 'b', 'c', 'c', 'c', None]
 
+def _rates(m):
+    "A group's numbers without their intervals."
+    return {k: v for k, v in m.items() if not k.endswith('_ci')}
+
 def test_group_metrics_by_hand():
     g = group_metrics(Y, P, GRP)
     assert list(g) == ['(missing)', 'a', 'b', 'c']
-    assert g['a'] == dict(count=2, selection_rate=0.5, tpr=0.5, fpr=None, accuracy=0.5)
-    assert g['b'] == dict(count=2, selection_rate=0.0, tpr=None, fpr=0.0, accuracy=1.0)
-    assert g['c'] == pytest.approx(dict(count=3, selection_rate=1.0, tpr=1.0, fpr=1.0, accuracy=1 / 3))
-    assert g['(missing)'] == dict(count=1, selection_rate=0.0, tpr=None, fpr=0.0, accuracy=1.0)
+    assert _rates(g['a']) == dict(count=2, small=False, selection_rate=0.5, tpr=0.5, fpr=None, accuracy=0.5)
+    assert _rates(g['b']) == dict(count=2, small=False, selection_rate=0.0, tpr=None, fpr=0.0, accuracy=1.0)
+    assert _rates(g['c']) == pytest.approx(dict(count=3, small=False, selection_rate=1.0, tpr=1.0, fpr=1.0, accuracy=1 / 3))
+    assert _rates(g['(missing)']) == dict(count=1, small=False, selection_rate=0.0, tpr=None, fpr=0.0, accuracy=1.0)
+    assert list(g['a']) == ['count', 'small', 'selection_rate', 'selection_rate_ci', 'tpr', 'tpr_ci', 'fpr', 'fpr_ci',
+                            'accuracy', 'accuracy_ci']
+
+def test_group_intervals_are_wilson_of_the_rates_own_counts():
+    "Selection rate and accuracy over the group, TPR over its positives, FPR over its negatives; None where undefined."
+    g = group_metrics(Y, P, GRP, level=0.9)
+    # c: rows 4, 5, 6 -> labels 1, 0, 0; predictions 1, 1, 1
+    assert g['c']['selection_rate_ci'] == wilson(3, 3, 0.9)
+    assert g['c']['tpr_ci'] == wilson(1, 1, 0.9) and g['c']['fpr_ci'] == wilson(2, 2, 0.9)
+    assert g['c']['accuracy_ci'] == wilson(1, 3, 0.9)
+    assert g['a']['fpr_ci'] is None and g['b']['tpr_ci'] is None
+    rng = np.random.default_rng(21)
+    y, p = (rng.uniform(size=3000) < 0.3).astype(int), (rng.uniform(size=3000) < 0.4).astype(int)
+    grp = rng.choice(['x', 'y', 'z'], 3000)
+    for k, m in group_metrics(y, p, grp).items():
+        r = grp == k
+        assert m['selection_rate_ci'] == wilson(int(p[r].sum()), int(r.sum()))
+        assert m['tpr_ci'] == wilson(int(p[r & (y == 1)].sum()), int((r & (y == 1)).sum()))
+        assert m['fpr_ci'] == wilson(int(p[r & (y == 0)].sum()), int((r & (y == 0)).sum()))
+        assert m['accuracy_ci'] == wilson(int((p[r] == y[r]).sum()), int(r.sum()))
+        for rate in ('selection_rate', 'tpr', 'fpr', 'accuracy'):
+            assert m[f'{rate}_ci'][0] <= m[rate] <= m[f'{rate}_ci'][1]
 
 def test_fairness_by_hand():
     f = fairness_metrics(Y, P, pd.DataFrame({'sex': SEX, 'grp': GRP}))
     assert list(f) == ['sex', 'grp']
     sex = f['sex']
     # F: selected 1/4, TPR 1/2, FPR 0/2; M: selected 3/4, TPR 1/1, FPR 2/3
-    assert sex['groups']['F'] == dict(count=4, selection_rate=0.25, tpr=0.5, fpr=0.0, accuracy=0.75)
-    assert sex['groups']['M'] == pytest.approx(dict(count=4, selection_rate=0.75, tpr=1.0, fpr=2 / 3, accuracy=0.5))
+    assert _rates(sex['groups']['F']) == dict(count=4, small=False, selection_rate=0.25, tpr=0.5, fpr=0.0, accuracy=0.75)
+    assert _rates(sex['groups']['M']) == pytest.approx(dict(count=4, small=False, selection_rate=0.75, tpr=1.0, fpr=2 / 3, accuracy=0.5))
     assert sex['demographic_parity_difference'] == pytest.approx(0.5, **TOL)
     assert sex['demographic_parity_ratio'] == pytest.approx(1 / 3, **TOL)
     assert sex['equalized_odds_difference'] == pytest.approx(2 / 3, **TOL)   # max(TPR gap 0.5, FPR gap 2/3)
@@ -207,7 +234,8 @@ def test_evaluate_raw_labels_and_regression():
     ev = evaluate_predictions(np.array(['>50K', '<=50K', '>50K', '<=50K']), [0.7, 0.2, 0.4, 0.6], positive_class='>50K')
     assert (ev['recall'], ev['precision'], ev['fpr'], ev['fairness']) == (0.5, 0.5, 0.5, {})
     r = evaluate_predictions([1.0, 2.0, 3.0], [1.0, 2.0, 4.0], task='regression')
-    assert r == dict(regression_metrics([1.0, 2.0, 3.0], [1.0, 2.0, 4.0]), fairness={})
+    assert {k: v for k, v in r.items() if not k.endswith('_ci')} == dict(regression_metrics([1.0, 2.0, 3.0], [1.0, 2.0, 4.0]), fairness={})
+    assert [k for k in r if k.endswith('_ci')] == ['rmse_ci', 'mae_ci', 'r2_ci']
     with pytest.raises(ValueError, match="unknown task 'ranking': use 'binary', 'multiclass' or 'regression'"):
         evaluate_predictions([0, 1], [0.1, 0.9], task='ranking')
 
@@ -312,6 +340,12 @@ def test_multiclass_labels_compared_as_strings():
     assert multiclass_metrics(pd.Series(np.array([1, 2, 10])[y]), p, ['1', '2', '10']) == ref
     assert multiclass_metrics(np.array([' 1', '2 ', '10'], dtype=object)[y], p, ['1', '2', '10']) == ref
 
+def test_multiclass_two_classes():
+    "Two classes as a multiclass task: the one-vs-rest AUC is the binary AUC of either class."
+    y, p = np.array(['a', 'a', 'b', 'b']), np.array([[0.6, 0.4], [0.3, 0.7], [0.2, 0.8], [0.45, 0.55]])
+    m = evaluate_predictions(y, p, task='multiclass', classes=['a', 'b'], resamples=20)
+    assert m['roc_auc'] == pytest.approx(skm.roc_auc_score(y == 'b', p[:, 1]), **TOL)
+
 def test_multiclass_one_class_present_roc_auc_none():
     _, p = _multiclass_case(6, 20, 3)
     m = multiclass_metrics(['a'] * 20, p, ['a', 'b', 'c'])
@@ -341,9 +375,9 @@ SXM = ['F', 'F', 'F', 'F', 'M', 'M', 'M', 'M']
 def test_multiclass_fairness_by_hand():
     f = fairness_metrics(YM, PM, {'sex': SXM}, classes=['a', 'b', 'c'])['sex']
     F, M = f['groups']['F'], f['groups']['M']
-    assert F == (dict(count=4, accuracy=0.75, selection_rate={'a': 0.25, 'b': 0.5, 'c': 0.25},
+    assert _rates(F) == (dict(count=4, small=False, accuracy=0.75, selection_rate={'a': 0.25, 'b': 0.5, 'c': 0.25},
                                    tpr={'a': 0.5, 'b': 1.0, 'c': 1.0}, fpr={'a': 0.0, 'b': 1 / 3, 'c': 0.0}))
-    assert M == (dict(count=4, accuracy=0.5, selection_rate={'a': 0.5, 'b': 0.5, 'c': 0.0},
+    assert _rates(M) == (dict(count=4, small=False, accuracy=0.5, selection_rate={'a': 0.5, 'b': 0.5, 'c': 0.0},
                                    tpr={'a': 1.0, 'b': 0.5, 'c': 0.0}, fpr={'a': 1 / 3, 'b': 0.5, 'c': 0.0}))
     # per class gaps in selection: a 1/4, b 0, c 1/4; ratios a 1/2, b 1, c 0; TPR/FPR gaps a 1/2, b 1/2, c 1
     assert f['demographic_parity_difference'] == pytest.approx(0.25, **TOL)
@@ -355,8 +389,10 @@ def test_multiclass_fairness_undefined_rates_and_same_keys():
     assert f['groups']['x']['tpr'] == {'a': 1.0, 'b': None} and f['groups']['x']['fpr'] == {'a': None, 'b': 0.0}
     assert f['equalized_odds_difference'] == 1.0     # TPR of 'a': 1 vs 0
     binary = fairness_metrics([1, 0], [1, 1], {'g': ['x', 'y']})['g']
-    assert list(f) == list(binary) == ['demographic_parity_difference', 'demographic_parity_ratio',
-                                       'equalized_odds_difference', 'groups']
+    assert list(f) == list(binary) == ['demographic_parity_difference', 'demographic_parity_difference_ci',
+                                       'demographic_parity_ratio', 'demographic_parity_ratio_ci',
+                                       'equalized_odds_difference', 'equalized_odds_difference_ci', 'small_groups', 'groups']
+    assert f['groups']['x']['tpr_ci'] == {'a': wilson(1, 1), 'b': None}
 
 def test_multiclass_fairness_matches_one_vs_rest_binary():
     "Each class's one-vs-rest binary fairness numbers; the multiclass ones are the worst over classes."
@@ -379,7 +415,8 @@ def test_evaluate_multiclass():
     classes = ['lo', 'mid', 'hi']; labels = np.array(classes)[y]
     sens = pd.DataFrame({'sex': np.where(np.arange(200) % 2, 'F', 'M')})
     ev = evaluate_predictions(labels, p, sens, task='multiclass', classes=classes)
-    assert {k: v for k, v in ev.items() if k != 'fairness'} == multiclass_metrics(labels, p, classes)
+    assert {k: v for k, v in ev.items() if k != 'fairness' and not k.endswith('_ci')} == multiclass_metrics(labels, p, classes)
+    assert [k for k in ev if k.endswith('_ci')] == [f'{k}_ci' for k in report_metrics('multiclass')]
     assert ev['fairness'] == fairness_metrics(labels, np.array(classes)[p.argmax(1)], sens, classes)
     assert evaluate_predictions(labels, p, None, task='multiclass', classes=classes)['fairness'] == {}
     assert json.loads(json.dumps(ev)) == ev
@@ -554,3 +591,137 @@ def test_multiclass_plot_parts():
     assert len(fig.axes) == 2 and len(fig.axes[0].patches) == 2 * 4
     fig = plot_baselines(dict(rmse=1.0, mae=0.5), {'trivial': dict(rmse=3.0, mae=2.0)}, ['rmse', 'mae'])
     assert len(fig.axes[0].patches) == 4
+
+# --- intervals and small groups (issue 13) -------------------------------------------------------------------------
+
+GAP_KEYS = ('demographic_parity_difference', 'demographic_parity_ratio', 'equalized_odds_difference')
+
+def _two_groups(seed=30, n=2000, sel=(0.5, 0.3)):
+    "Two groups of n/2 rows with selection rates about `sel`; labels independent of the group."
+    rng = np.random.default_rng(seed)
+    g = np.where(np.arange(n) % 2, 'F', 'M')
+    y = (rng.uniform(size=n) < 0.3).astype(int)
+    p = (rng.uniform(size=n) < np.where(g == 'F', sel[1], sel[0])).astype(int)
+    return y, p, g
+
+def test_small_group_marked_and_left_out_of_gaps():
+    "A planted tiny group with an extreme rate is shown and marked, and changes no gap."
+    y, p, g = _two_groups()
+    base = fairness_metrics(y, p, {'a': g}, min_group_size=50)['a']
+    y2, p2, g2 = np.r_[y, [0, 0, 1, 0, 0]], np.r_[p, [1, 1, 1, 1, 1]], np.r_[g, ['tiny'] * 5]
+    every = fairness_metrics(y2, p2, {'a': g2})['a']
+    f = fairness_metrics(y2, p2, {'a': g2}, min_group_size=50)['a']
+    assert f['small_groups'] == ['tiny'] and every['small_groups'] == []
+    assert f['groups']['tiny']['small'] is True and f['groups']['tiny']['count'] == 5
+    assert f['groups']['F']['small'] is False and f['groups']['tiny']['selection_rate'] == 1.0
+    for k in GAP_KEYS:
+        assert f[k] == base[k] and f[f'{k}_ci'] == base[f'{k}_ci'], k
+    assert every['demographic_parity_difference'] > 0.45 > f['demographic_parity_difference']
+    assert every['equalized_odds_difference'] > f['equalized_odds_difference']
+
+def test_all_small_or_one_large_group_gives_no_gap():
+    y, p, g = _two_groups()
+    for size in (10_000, 1001):      # no group large enough; one group only (1000 rows each: both small at 1001)
+        f = fairness_metrics(y, p, {'a': g}, min_group_size=size)['a']
+        assert all(f[k] is None and f[f'{k}_ci'] is None for k in GAP_KEYS)
+        assert f['small_groups'] == ['F', 'M'] and f['groups']['F']['selection_rate'] is not None
+    g3 = np.where(np.arange(len(g)) < 30, 'tiny', 'big')      # one large group, one small
+    f = fairness_metrics(y, p, {'a': g3}, min_group_size=50)['a']
+    assert all(f[k] is None and f[f'{k}_ci'] is None for k in GAP_KEYS) and f['small_groups'] == ['tiny']
+    mc = fairness_metrics(np.array(['u', 'v'])[y], np.array(['u', 'v'])[p], {'a': g}, classes=['u', 'v'], min_group_size=10_000)['a']
+    assert all(mc[k] is None for k in GAP_KEYS)
+    json.dumps(f); json.dumps(mc)
+
+def test_fairness_intervals_from_stats():
+    "Demographic parity: gap_interval / ratio_interval of the selection counts; equalized odds: TPR and FPR together (tests=2)."
+    y, p, g = _two_groups(31, 1000, (0.4, 0.35))
+    f = fairness_metrics(y, p, {'a': g}, level=0.9)['a']
+    kn = lambda mask: [(int(p[(g == k) & mask].sum()), int(((g == k) & mask).sum())) for k in ('F', 'M')]
+    every = np.ones(len(y), bool)
+    assert f['demographic_parity_difference_ci'] == gap_interval(kn(every), 0.9)['ci']
+    assert f['demographic_parity_ratio_ci'] == ratio_interval(kn(every), 0.9)['ci']
+    tpr, fpr = gap_interval(kn(y == 1), 0.9, tests=2)['ci'], gap_interval(kn(y == 0), 0.9, tests=2)['ci']
+    assert f['equalized_odds_difference_ci'] == [max(tpr[0], fpr[0]), max(tpr[1], fpr[1])]
+    for k in GAP_KEYS: assert f[f'{k}_ci'][0] <= f[k] <= f[f'{k}_ci'][1], k
+
+def test_planted_gap_is_caught_and_no_gap_is_not():
+    "Groups of 1,000 with selection rates 0.5 and 0.3: the interval of the gap lies above 0.1; equal rates: it holds 0."
+    y, p, g = _two_groups(32, 2000, (0.5, 0.3))
+    f = fairness_metrics(y, p, {'a': g}, min_group_size=50)['a']
+    assert 0.15 < f['demographic_parity_difference'] < 0.25 and f['demographic_parity_difference_ci'][0] > 0.1
+    y, p, g = _two_groups(33, 2000, (0.4, 0.4))
+    assert fairness_metrics(y, p, {'a': g})['a']['demographic_parity_difference_ci'][0] == 0.0
+
+def test_multiclass_fairness_intervals_simultaneous_over_classes():
+    rng = np.random.default_rng(34)
+    classes = ['p', 'q', 'r']
+    y, p, g = rng.choice(classes, 900), rng.choice(classes, 900), rng.choice(['g1', 'g2'], 900)
+    f = fairness_metrics(y, p, {'a': g}, classes=classes)['a']
+    sel = [gap_interval([(int((p[g == k] == c).sum()), int((g == k).sum())) for k in ('g1', 'g2')], tests=3)['ci'] for c in classes]
+    assert f['demographic_parity_difference_ci'] == [max(s[0] for s in sel), max(s[1] for s in sel)]
+    assert f['groups']['g1']['selection_rate_ci']['q'] == wilson(int((p[g == 'g1'] == 'q').sum()), int((g == 'g1').sum()))
+    for k in GAP_KEYS: assert f[f'{k}_ci'][0] <= f[k] <= f[f'{k}_ci'][1], k
+
+def _check_intervals(ev, task):
+    for k in report_metrics(task):
+        lo, hi = ev[f'{k}_ci']
+        assert lo <= ev[k] <= hi, (k, ev[k], ev[f'{k}_ci'])
+        assert hi - lo < 0.2, (k, ev[f'{k}_ci'])
+
+def test_evaluate_intervals_contain_estimates_and_use_known_methods():
+    y, s = _binary_case(35, 3000, 0.3)
+    ev = evaluate_predictions(y, s, threshold=0.5, resamples=300)
+    _check_intervals(ev, 'binary')
+    p = (s >= 0.5).astype(int)
+    tp, fp = int(((p == 1) & (y == 1)).sum()), int(((p == 1) & (y == 0)).sum())
+    assert ev['accuracy_ci'] == wilson(int((p == y).sum()), 3000)
+    assert ev['precision_ci'] == wilson(tp, tp + fp) and ev['recall_ci'] == wilson(tp, int(y.sum()))
+    assert ev['fpr_ci'] == wilson(fp, int((y == 0).sum())) and ev['roc_auc_ci'] == auc_ci(y, s)
+    yc, pc = _multiclass_case(36, 3000, 5)
+    classes = [f'c{i}' for i in range(5)]
+    em = evaluate_predictions(np.array(classes)[yc], pc, task='multiclass', classes=classes, resamples=300)
+    _check_intervals(em, 'multiclass')
+    assert em['accuracy_ci'] == wilson(int((pc.argmax(1) == yc).sum()), 3000)
+    rng = np.random.default_rng(37); yr = rng.normal(10, 2, 3000)
+    er = evaluate_predictions(yr, yr + rng.normal(0, 0.5, 3000), task='regression', resamples=300)
+    _check_intervals(er, 'regression')
+    assert json.loads(json.dumps(ev)) == ev and json.loads(json.dumps(em)) == em
+
+def test_bootstrap_intervals_deterministic_for_a_seed():
+    y, s = _binary_case(38, 1000, 0.3)
+    a, b = (evaluate_predictions(y, s, resamples=200, seed=5) for _ in range(2))
+    c = evaluate_predictions(y, s, resamples=200, seed=6)
+    assert a == b
+    assert a['f1_ci'] != c['f1_ci'] and a['accuracy_ci'] == c['accuracy_ci']     # Wilson does not depend on the seed
+    none = evaluate_predictions(y, s, resamples=0)
+    assert none['f1_ci'] is None and none['roc_auc_ci'] == a['roc_auc_ci']
+
+def test_evaluate_passes_min_group_size_and_level():
+    y, s = _binary_case(39, 1000, 0.3)
+    sens = {'g': np.where(np.arange(1000) < 10, 'tiny', np.where(np.arange(1000) % 2, 'F', 'M'))}
+    ev = evaluate_predictions(y, s, sens, level=0.8, min_group_size=50, resamples=50)
+    p = (s >= 0.5).astype(int)
+    assert ev['fairness'] == fairness_metrics(y, p, sens, min_group_size=50, level=0.8)
+    assert ev['fairness']['g']['small_groups'] == ['tiny']
+    assert ev['accuracy_ci'] == wilson(int((p == y).sum()), 1000, 0.8)
+
+def test_plot_groups_error_bars_counts_and_small_groups():
+    from matplotlib.container import ErrorbarContainer
+    y, p, g = _two_groups()
+    g = np.where(np.arange(len(g)) < 12, 'tiny', g)
+    f = fairness_metrics(y, p, {'a': g, 'b': np.where(np.arange(len(g)) % 3, 'u', 'v')}, min_group_size=50)
+    fig = plot_groups(f)
+    ax = fig.axes[0]
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert len(bars) == 3 and all(c.has_yerr for c in bars)
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    n = {k: m['count'] for k, m in f['a']['groups'].items()}
+    assert labels == [f"F\nn={n['F']:,}", f"M\nn={n['M']:,}", "tiny\nn=12 (small)"]
+    assert ax.get_xticklabels()[2].get_color() == 'grey'
+    assert [b.get_hatch() for b in ax.patches[:3]] == [None, None, '///']
+    assert '[' in ax.get_title()            # the gap with its interval
+    sel_only = {'a': dict(f['a'], groups={k: {kk: m[kk] for kk in ('count', 'small', 'selection_rate', 'selection_rate_ci')}
+                                          for k, m in f['a']['groups'].items()})}
+    assert sum(isinstance(c, ErrorbarContainer) for c in plot_groups(sel_only).axes[0].containers) == 1   # monitoring's groups
+    none = fairness_metrics(y, p, {'a': g}, min_group_size=10_000)
+    assert 'n/a' in plot_groups(none).axes[0].get_title()
