@@ -72,11 +72,19 @@ class Settings:
     ab_effect_size: float = 0.1          # the effect, in standard deviations of a metric, the sequential A/B test is tuned to find
     ab_power: float = 0.8                # power `mlkit ab plan` sizes an A/B test for
     srm_alpha: float = 0.001             # p-value below which the arms' split is a sample-ratio mismatch
+    # the prediction log (rotation, retention, sampling) and the service's lifecycle
+    log_max_bytes: int = 100_000_000     # a log file above this size is rotated (gzip-compressed)
+    log_keep_days: float = 30.0          # rotated files older than this are deleted
+    log_max_total_bytes: int = 5_000_000_000  # oldest rotated files are deleted while the log's folder holds more
+    log_sample_rate: float = 1.0         # share of predictions logged (recorded in every line, so monitoring can weight)
+    log_required: bool = False           # True: a prediction that cannot be logged is not served (503)
+    shutdown_grace_s: float = 30.0       # after SIGTERM/SIGINT: time for requests in flight before the server and its workers stop
 
     def __post_init__(self):
         if self.breach_rule not in ('interval', 'point'): raise UsageError(f"breach_rule must be 'interval' or 'point', not {self.breach_rule!r}")
         if not 0.5 <= self.ci_level < 1: raise UsageError(f"ci_level must be at least 0.5 and below 1, got {self.ci_level}")
         if self.min_group_size < 0: raise UsageError(f"min_group_size must be 0 or more, got {self.min_group_size}")
+        if not 0 < self.log_sample_rate <= 1: raise UsageError(f"log_sample_rate must be above 0 and at most 1, got {self.log_sample_rate}")
 
 def _coerce(value, typ):
     if isinstance(typ, str): typ = typ.replace(' ', '')
