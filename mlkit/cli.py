@@ -69,18 +69,25 @@ def _cmd_retrain(a):
 def _cmd_canary(a):
     from mlkit import loop as Lp
     c = a.canary_command
-    rep = (Lp.canary_report(a.labels) if c == 'report' else Lp.canary_check(a.labels) if c == 'check' else Lp.canary_promote(a.labels, force=a.force))
-    if a.json: print(json.dumps(rep, indent=1, default=str))
-    else:
-        print(f"candidate {rep['candidate_tag']} vs production {rep['production_tag']} since {rep['since']}: verdict {rep['verdict']}")
-        for role in ('production', 'candidate'):
-            r = rep[role]
-            print(f"  {role:10} rows {r['rows']:6}  errors {r['errors']:4} ({r['error_rate']:.2%})  p95 {r['latency_p95_ms'] or float('nan'):.1f} ms  "
-                  f"score mean {r['score_mean'] if r['score_mean'] is None else round(r['score_mean'], 4)}" + (f"  accuracy {r['accuracy']:.4f}" if r.get('accuracy') is not None else ''))
-        print(f"  score drift {rep['score_drift'] if rep['score_drift'] is None else round(rep['score_drift'], 4)}")
-        for b in rep['breaches']: print(f"  BREACH {b['name']}: {b['value']:.4g} (threshold {b['threshold']:.4g})")
-        if rep.get('action'): print(f"action: {rep['action']}")
-    return 3 if rep['verdict'] == 'breach' else 0
+    rep = (Lp.canary_report(a.labels, outcomes=a.outcomes) if c == 'report' else Lp.canary_check(a.labels, outcomes=a.outcomes) if c == 'check'
+           else Lp.canary_promote(a.labels, force=a.force, reason=a.reason, outcomes=a.outcomes))
+    print(json.dumps(rep, indent=1, default=str) if a.json else Lp.format_canary(rep))
+    return 3 if rep['verdict'] == 'breach' and c != 'promote' else 0
+
+def _cmd_ab(a):
+    from mlkit.loop import ab_plan, ab_plan_path
+    if a.ab_command != 'plan': raise UsageError('usage: mlkit ab plan --baseline P --mde D')
+    if a.alpha is not None and not 0 < a.alpha < 1: raise UsageError(f"--alpha must lie in (0, 1), got {a.alpha}")
+    p = ab_plan(a.baseline, a.mde, sd=a.sd, level=None if a.alpha is None else 1 - a.alpha, power=a.power, share=a.share)
+    if a.json: print(json.dumps(p, indent=1)); return 0
+    what = f"a mean with sd {p['sd']:g}" if p['sd'] is not None else 'a rate'
+    print(f"A/B plan: detect a change of {p['mde']:+g} from {p['baseline']:g} ({what}) at alpha {1 - p['level']:.3g}, power {p['power']:.0%}, "
+          f"candidate share {p['share']:g}")
+    print(f"  sequential test (look as often as you like): {p['n_control']:,} control + {p['n_treatment']:,} candidate = {p['n_total']:,} units")
+    print(f"  fixed horizon (one look at the end), for comparison: {p['fixed_horizon_total']:,} units")
+    print(f"  method: {p['method']}")
+    print(f"  saved to {ab_plan_path()}: the canary report tracks its progress against it")
+    return 0
 
 def _cmd_lineage(a):
     from mlkit import loop as Lp
@@ -186,9 +193,12 @@ def _cmd_monitor(a):
         print(f"model {r['model']}: {r['rows']:,} rows, drift share {r['drift_share']:.0%} ({', '.join(drifted) or 'no feature drifted'}), "
               f"prediction drift ({r['prediction_drift'].get('column', 'score')}) {r['prediction_drift']['score']:.3f}")
         from mlkit.monitoring import quality_line
+        from mlkit.metrics import value_text
         if r['quality']: print(quality_line(r))
         for attr, f in (r['fairness'] or {}).items():
-            print(f"fairness {attr}: DP diff {f['demographic_parity_difference']:.3f}" + (f", EO diff {f['equalized_odds_difference']:.3f}" if f.get('equalized_odds_difference') is not None else ''))
+            small = f" (small groups left out: {', '.join(map(str, f['small_groups']))})" if f.get('small_groups') else ''
+            print(f"fairness {attr}: DP diff {value_text(f, 'demographic_parity_difference', 3)}" +
+                  (f", EO diff {value_text(f, 'equalized_odds_difference', 3)}" if f.get('equalized_odds_difference') is not None else '') + small)
         for b in r['breaches']: print(f"BREACH {b['name']}: {b['message']}")
         print(f"reports: {r['out_dir']}")
     return 3 if r['breaches'] else 0
@@ -274,11 +284,25 @@ def make_parser() -> argparse.ArgumentParser:
     casub = ca.add_subparsers(dest='canary_command', metavar='SUBCOMMAND')
     for nm, hp in (('report', 'compare candidate and production on the prediction log'),
                    ('check', 'stop the canary (and restore production) when the candidate breaches a threshold; exit 3 then'),
-                   ('promote', 'move production to the candidate when the comparison passes')):
+                   ('promote', 'move production to the candidate when the A/B test decides promote; exit 1 when refused')):
         x = casub.add_parser(nm, help=hp)
         x.add_argument('--labels', metavar='PATH', help='delayed labels: request_id + target'); x.add_argument('--json', action='store_true')
-        if nm == 'promote': x.add_argument('--force', action='store_true', help='promote without a passing verdict')
+        x.add_argument('--outcomes', metavar='FILE', help='business outcomes (CSV/Parquet): request_id or the unit key (MLKIT_AB_UNIT), plus numeric/0-1 columns')
+        if nm == 'promote':
+            x.add_argument('--force', action='store_true', help='promote although the A/B test does not say promote (needs --reason)')
+            x.add_argument('--reason', metavar='TEXT', help='why (recorded in the alias history; required with --force)')
     ca.set_defaults(func=lambda a: _cmd_canary(a) if a.canary_command else (ca.print_help(), 2)[1])
+    ab = sub.add_parser('ab', help='A/B test planning: sample size for a minimum detectable effect')
+    absub = ab.add_subparsers(dest='ab_command', metavar='SUBCOMMAND')
+    x = absub.add_parser('plan', help='units per arm and in total for the sequential test (and the fixed-horizon n)')
+    x.add_argument('--baseline', type=float, required=True, metavar='P', help="the control's rate (e.g. 0.1) or mean")
+    x.add_argument('--mde', type=float, required=True, metavar='D', help='minimum detectable effect: the absolute change to find (e.g. 0.03)')
+    x.add_argument('--sd', type=float, metavar='S', help='standard deviation of a non-0/1 metric (default: a rate, sd from the baseline)')
+    x.add_argument('--alpha', type=float, metavar='A', help='false-positive rate (default 1 - ci_level)')
+    x.add_argument('--power', type=float, metavar='W', help='chance to detect a true effect of mde (default ab_power)')
+    x.add_argument('--share', type=float, metavar='S', help="the candidate's share of units (default canary_share)")
+    x.add_argument('--json', action='store_true')
+    ab.set_defaults(func=lambda a: _cmd_ab(a) if a.ab_command else (ab.print_help(), 2)[1])
     li = sub.add_parser('lineage', help='model -> run -> notebooks -> params -> data -> commit -> reports -> alias history')
     li.add_argument('ref', nargs='?', metavar='TAG'); li.add_argument('--request-id', help='which model answered this request')
     li.add_argument('--json', action='store_true')

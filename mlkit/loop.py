@@ -6,6 +6,7 @@
 from __future__ import annotations
 import contextlib, fcntl, json, math, os, signal, socket, subprocess, sys, time
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 import numpy as np, pandas as pd
 from .data import load_recorded
@@ -13,10 +14,12 @@ from .config import DataError, MlkitError, UsageError, Settings, load_settings, 
 from .runs import Stage, write_json, run_folder, train_run, data_stage, format_data_summary, format_metrics, evaluate_predictor, error_text, save_summary, model_name
 
 # %% auto #0
-__all__ = ['probe_check', 'skill', 'sampling_noise', 'baseline_gates', 'settings_for', 'production_gates', 'gates', 'Busy',
-           'run_lock', 'model_metrics', 'judge', 'gate_line', 'gate_refit', 'retrain', 'canary_report', 'canary_check',
-           'canary_promote', 'lineage', 'format_lineage', 'request_lineage', 'simulated_batch', 'score_through_service',
-           'main_job', 'format_summary']
+__all__ = ['AB_METRICS', 'AB_GUARDRAILS', 'probe_check', 'skill', 'sampling_noise', 'baseline_gates', 'settings_for',
+           'production_gates', 'gates', 'Busy', 'run_lock', 'model_metrics', 'judge', 'gate_line', 'gate_refit',
+           'retrain', 'ab_rows', 'join_outcomes', 'unit_frame', 'ab_values', 'ab_metrics', 'guardrails_worse',
+           'ab_decision', 'ab_plan_path', 'ab_plan', 'saved_ab_plan', 'canary_ab', 'canary_report', 'canary_check',
+           'canary_promote', 'format_canary', 'lineage', 'format_lineage', 'request_lineage', 'simulated_batch',
+           'score_through_service', 'main_job', 'format_summary']
 
 # %% ../nbs/09b_loop.ipynb #3da3b525
 def probe_check(pred, probe: pd.DataFrame) -> dict:
@@ -297,28 +300,202 @@ def _wasserstein_normed(a, b) -> float|None:
     sd = float(np.std(b)) or 1e-9
     return float(wasserstein_distance(a, b) / sd)
 
-def _labelled_quality(tag: str, lab: pd.DataFrame, target: str) -> dict:
-    "Quality and fairness gaps of the answers model `tag` logged for the labelled rows `lab` (any task)."
+def _labelled_quality(tag: str, lab: pd.DataFrame, target: str, s: Settings) -> dict:
+    "Quality and fairness gaps, with their intervals, of the answers model `tag` logged for the labelled rows `lab` (any task)."
     from mlkit.registry import load_predictor, card as model_card
     from mlkit.metrics import evaluate_predictions
     _, pr = load_predictor(tag)
+    ev = partial(evaluate_predictions, level=s.ci_level, resamples=s.bootstrap_resamples, min_group_size=s.min_group_size)
+    keep = lambda m, keys: {k: m.get(k) for key in keys for k in (key, key + '_ci')}
     if pr.task == 'regression':
-        m = evaluate_predictions(pd.to_numeric(lab[target]).to_numpy('float64'), lab['value'].to_numpy('float64'), None, 'regression')
-        return dict(rmse=m['rmse'], mae=m['mae'])
+        return keep(ev(pd.to_numeric(lab[target]).to_numpy('float64'), lab['value'].to_numpy('float64'), None, 'regression'), ('rmse', 'mae'))
     sens = {c: lab[c].to_numpy() for c in (model_card(tag).get('sensitive') or []) if c in lab.columns}
     y = pr.transform.encode_target(lab[target])
     if pr.task == 'binary':
-        m = evaluate_predictions(y.astype('int64'), lab['score'].to_numpy(), sens or None, 'binary', pr.threshold)
+        m = ev(y.astype('int64'), lab['score'].to_numpy(), sens or None, 'binary', pr.threshold)
     else:
         from mlkit.predlog import log_proba
         proba = log_proba(lab, pr.classes)                        # the probabilities the model answered with
         if np.isnan(proba).any(): proba = pr.predict(lab)['proba']  # rows logged without them are scored again
-        m = evaluate_predictions(np.asarray(pr.classes, dtype=object)[y], proba, sens or None, 'multiclass', classes=pr.classes)
-    return dict(accuracy=m['accuracy'], roc_auc=m['roc_auc'],
-                fairness={a: dict(demographic_parity_difference=f['demographic_parity_difference'], equalized_odds_difference=f['equalized_odds_difference']) for a, f in (m.get('fairness') or {}).items()})
+        m = ev(np.asarray(pr.classes, dtype=object)[y], proba, sens or None, 'multiclass', classes=pr.classes)
+    gaps = ('demographic_parity_difference', 'equalized_odds_difference')
+    return dict(keep(m, ('accuracy', 'roc_auc')), fairness={a: keep(f, gaps) for a, f in (m.get('fairness') or {}).items()})
 
-def canary_report(labels=None, settings=None) -> dict:
-    "Candidate vs production on the prediction log since the candidate was set."
+# %% ../nbs/09b_loop.ipynb #7202a0c5
+def ab_rows(log: pd.DataFrame, cand: str, prod: str|None, unit_key: str|None = None) -> pd.DataFrame:
+    "The served rows of `log` with their A/B `arm` ('production'/'candidate') and `unit` (a string)."
+    from mlkit.data import class_label
+    df = log.copy()
+    if 'shadow' in df.columns: df = df[df['shadow'].map(lambda v: v is not True)]   # shadow answers were never served
+    tags = {t: a for t, a in ((prod, 'production'), (cand, 'candidate')) if t is not None}
+    by_model = df['model'].map(tags) if len(df) else pd.Series(dtype=object)
+    picked = set(df.loc[by_model == 'candidate', 'request_id'].dropna())   # requests the candidate was picked for
+    by_model = by_model.mask(by_model.notna() & df['request_id'].isin(picked), 'candidate')
+    arm = df['arm'].where(df['arm'].isin(['production', 'candidate'])) if 'arm' in df.columns else pd.Series(None, index=df.index, dtype=object)
+    df['arm'] = arm.where(by_model.notna()).fillna(by_model)
+    unit = df['unit'] if 'unit' in df.columns else pd.Series(None, index=df.index, dtype=object)
+    if unit_key and unit_key in df.columns and unit_key != 'unit': unit = unit.where(unit.notna(), df[unit_key])
+    df['unit'] = unit.where(unit.notna(), df['request_id']).map(class_label)
+    df['fallback'] = (df['arm'] == 'candidate') & (df['model'] != cand)   # production answering after a candidate error
+    return df[df['arm'].notna() & df['unit'].notna()].reset_index(drop=True)
+
+# %% ../nbs/09b_loop.ipynb #91ab1df0
+def join_outcomes(rows: pd.DataFrame, outcomes, unit_key: str|None = None) -> tuple[pd.DataFrame, list]:
+    "Left-join an outcomes table (`request_id` or the unit key, plus numeric outcome columns) onto A/B rows; returns (rows, outcome names)."
+    from mlkit.data import read_table, class_label
+    out = outcomes if isinstance(outcomes, pd.DataFrame) else read_table(outcomes)
+    has = ', '.join(map(str, out.columns))
+    if 'request_id' in out.columns: key, on = 'request_id', 'request_id'
+    elif unit_key and unit_key in out.columns: key, on = unit_key, 'unit'
+    else: raise DataError(f"outcomes file needs a request_id column" + (f" or the unit key {unit_key!r}" if unit_key else
+                          " (or set MLKIT_AB_UNIT to join by a unit such as a user id)") + f" (has {has})")
+    names = [c for c in out.columns if c not in ('request_id', unit_key)]
+    if not names: raise DataError(f"outcomes file has no outcome column besides {key} (has {has})")
+    o = pd.DataFrame({'_key': out[key].map(class_label)})
+    for c in names:
+        v = out[c].map(lambda x: float(x) if isinstance(x, (bool, np.bool_)) else x)
+        num = pd.to_numeric(v, errors='coerce')
+        bad = v.notna() & num.isna()
+        if bad.any(): raise DataError(f"outcome column {c!r} is not numeric (outcomes are numbers or 0/1), e.g. {v[bad].iloc[0]!r}")
+        o[str(c)] = num.astype(float)
+    o = o[o['_key'].notna()].drop_duplicates('_key', keep='last')
+    keys = rows[on].map(class_label) if len(rows) else pd.Series(dtype=object)
+    if not keys.isin(set(o['_key'])).any():
+        raise DataError(f"no {key} of the outcomes file matches a logged {'request' if key == 'request_id' else 'unit'} of the canary (the file has {has})")
+    names = [str(c) for c in names]
+    joined = rows.drop(columns=[c for c in names if c in rows.columns]).assign(_key=keys.to_numpy()).merge(o, on='_key', how='left')
+    return joined.drop(columns='_key'), names
+
+# %% ../nbs/09b_loop.ipynb #d2037007
+def unit_frame(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
+    "One value per unit: the mean of column `metric` over the unit's rows (missing values left out), with its arm, in arrival order."
+    d = rows[['unit', 'arm', 'ts', metric]].dropna(subset=[metric])
+    g = d.groupby(['unit', 'arm'], sort=False).agg(value=(metric, 'mean'), ts=('ts', 'min'), rows=(metric, 'size')).reset_index()
+    return g.sort_values('ts', kind='stable').reset_index(drop=True)
+
+# %% ../nbs/09b_loop.ipynb #79b07a50
+AB_METRICS = dict(error_rate=False, latency_ms=False, positive_rate=None, accuracy=True)   # higher is better? (None: neither)
+AB_GUARDRAILS = ('error_rate', 'latency_ms', 'accuracy')
+
+def ab_values(rows: pd.DataFrame, task: str|None = None, threshold: float|dict = 0.5, target: str|None = None) -> pd.DataFrame:
+    "`rows` with one column per built-in A/B metric (`AB_METRICS`), its value per row (NaN where a row does not count); `threshold`: one, or {model tag: threshold}."
+    from mlkit.data import class_label
+    num = lambda c: pd.to_numeric(rows[c], errors='coerce') if c in rows.columns else pd.Series(np.nan, index=rows.index)
+    err = rows['error'].notna() if 'error' in rows.columns else pd.Series(False, index=rows.index)
+    fb = rows['fallback'] if 'fallback' in rows.columns else pd.Series(False, index=rows.index)
+    v = pd.DataFrame(index=rows.index)
+    v['error_rate'] = err.astype(float).where(~fb)                  # the candidate's errors, not production's fallback answers
+    once = ~rows.duplicated(['request_id', 'model']) if len(rows) else pd.Series(True, index=rows.index)
+    v['latency_ms'] = num('latency_ms').where(~err & once)          # a request's latency, once per request
+    thr = rows['model'].map(threshold).fillna(0.5).astype(float) if isinstance(threshold, dict) else threshold
+    if task == 'binary': v['positive_rate'] = (num('score') >= thr).astype(float).where(~err & num('score').notna())
+    elif task == 'regression': v['positive_rate'] = num('value').where(~err)
+    if target and target in rows.columns and 'label' in rows.columns and task != 'regression':
+        y, lab = rows[target].map(class_label), rows['label'].map(class_label)
+        v['accuracy'] = (y == lab).astype(float).where(~err & y.notna() & lab.notna())
+    return pd.concat([rows.drop(columns=[c for c in v.columns if c in rows.columns]), v], axis=1)
+
+# %% ../nbs/09b_loop.ipynb #29464769
+def _ab_call(t: dict, higher: bool|None) -> str:
+    if t.get('p_value') is None or t.get('delta') is None: return 'insufficient data'
+    if not t['significant']: return 'no significant difference'
+    if higher is None: return 'candidate higher' if t['delta'] > 0 else 'candidate lower'
+    return 'candidate better' if (t['delta'] > 0) == higher else 'candidate worse'
+
+def ab_metrics(rows: pd.DataFrame, metrics: dict, level: float = 0.95, effect_size: float = 0.1) -> dict:
+    "Sequential A/B test (`stats.ab_test`, per unit, in arrival order) of each metric in `metrics` ({name: higher is better})."
+    from mlkit.stats import ab_test
+    res = {}
+    for name, higher in metrics.items():
+        if name not in rows.columns: continue
+        u = unit_frame(rows, name)
+        if not len(u): continue
+        t = ab_test(u['value'].to_numpy(float), (u['arm'] == 'candidate').to_numpy(), level=level, effect_size=effect_size)
+        res[name] = dict(control=t['mean_control'], candidate=t['mean_treatment'], delta=t['delta'], ci=t['ci'],
+                         p_value=t['p_value'], decision=_ab_call(t, higher), higher_is_better=higher,
+                         units=dict(production=t['n_control'], candidate=t['n_treatment']), method=t['method'],
+                         **({'note': t['note']} if t.get('note') else {}))
+    return res
+
+# %% ../nbs/09b_loop.ipynb #945f0eb2
+def _fmt_p(p) -> str: return 'n/a' if p is None else f"{p:.3g}"
+
+def guardrails_worse(metrics: dict, alpha: float = 0.05) -> list:
+    "Guardrails the candidate is significantly worse on, each tested at alpha / (guardrails tested): Bonferroni across them."
+    tested = [k for k in AB_GUARDRAILS if k in metrics and metrics[k].get('p_value') is not None]
+    return [k for k in tested if metrics[k]['decision'] == 'candidate worse' and metrics[k]['p_value'] < alpha / len(tested)]
+
+# %% ../nbs/09b_loop.ipynb #a3e62fec
+def ab_decision(metrics: dict, decision_metric: str|None, breaches=(), srm: dict|None = None, enough: bool = True,
+                alpha: float = 0.05) -> tuple[str, str]:
+    "('promote' | 'stop' | 'continue', reason): the canary's decision from its tests, breaches and SRM check."
+    if breaches: return 'stop', 'threshold breached: ' + ', '.join(b['name'] for b in breaches)
+    dm = metrics.get(decision_metric) or {}
+    worse = guardrails_worse(metrics, alpha) + ([decision_metric] if dm.get('decision') == 'candidate worse' else [])
+    if worse: return 'stop', 'candidate significantly worse on ' + ', '.join(f"{k} (p={_fmt_p(metrics[k]['p_value'])})" for k in dict.fromkeys(worse))
+    if srm and srm.get('mismatch'):
+        return 'continue', (f"sample-ratio mismatch (p={_fmt_p(srm['p_value'])}, units {srm['observed']} against expected "
+                            f"{ {k: round(v) for k, v in srm['expected'].items()} }): the split is broken, so no result can be trusted")
+    if not enough: return 'continue', 'not enough canary traffic yet'
+    if decision_metric is None: return 'continue', 'no decision metric: give --outcomes (business outcomes) or --labels (accuracy)'
+    if not dm: return 'continue', f"no data yet for the decision metric {decision_metric}"
+    if dm['decision'] == 'candidate better': return 'promote', f"candidate significantly better on {decision_metric} (p={_fmt_p(dm['p_value'])}) and no guardrail worse"
+    return 'continue', f"{decision_metric}: {dm['decision']} yet (p={_fmt_p(dm['p_value'])})"
+
+# %% ../nbs/09b_loop.ipynb #ee4b3671
+def ab_plan_path() -> Path: return mlkit_home()/'ab'/'plan.json'
+
+def ab_plan(baseline: float, mde: float, sd: float|None = None, level: float|None = None, power: float|None = None,
+            share: float|None = None, settings: Settings|None = None, save: bool = True) -> dict:
+    "Units needed per arm and in total for the sequential test (`stats.ab_sample_size`); saved for the canary report when `save`."
+    from mlkit.stats import ab_sample_size
+    s = settings or load_settings()
+    try:
+        p = ab_sample_size(baseline, mde, sd=sd, level=s.ci_level if level is None else level, power=s.ab_power if power is None else power,
+                           share=s.canary_share if share is None else share, effect_size=s.ab_effect_size)
+    except ValueError as e: raise UsageError(f"ab plan: {e}") from None
+    p = dict(p, sd=sd, effect_size=s.ab_effect_size, time=datetime.now(timezone.utc).isoformat())
+    if save: write_json(ab_plan_path(), p)
+    return p
+
+def saved_ab_plan() -> dict|None:
+    "The last plan `ab_plan` saved, or None."
+    p = ab_plan_path()
+    try: return json.loads(p.read_text()) if p.exists() else None
+    except (OSError, json.JSONDecodeError): return None
+
+# %% ../nbs/09b_loop.ipynb #71648b3c
+def _task_threshold(tag: str, log: pd.DataFrame) -> tuple:
+    "The task of model `tag` (its card, else guessed from the log's columns) and its decision threshold."
+    from mlkit.registry import model_path, card as model_card
+    task = (model_card(tag) or {}).get('task') or ('regression' if 'value' in log.columns else 'multiclass' if 'scores' in log.columns else 'binary')
+    try: thr = float(json.loads((model_path(tag)/'net.json').read_text()).get('threshold', 0.5))
+    except Exception: thr = 0.5
+    return task, thr
+
+def canary_ab(log: pd.DataFrame, cand: str, prod: str|None, s: Settings, target: str|None = None, outcomes=None) -> dict:
+    "The A/B part of the canary report: unit, units per arm, the test of every metric, the SRM check and the method."
+    rows = ab_rows(log, cand, prod, s.ab_unit)
+    names = []
+    if outcomes is not None: rows, names = join_outcomes(rows, outcomes, s.ab_unit)
+    task, thr = _task_threshold(cand, log)
+    thresholds = {cand: thr, **({prod: _task_threshold(prod, log)[1]} if prod else {})}
+    rows = ab_values(rows, task, thresholds, target)
+    metrics = ab_metrics(rows, {**AB_METRICS, **{n: True for n in names}}, s.ci_level, s.ab_effect_size)
+    units = {a: int(rows.loc[rows['arm'] == a, 'unit'].nunique()) for a in ('production', 'candidate')}
+    srm = None
+    if sum(units.values()):
+        from mlkit.stats import srm_check
+        srm = dict(srm_check(units, {'production': 1 - s.canary_share, 'candidate': s.canary_share}, s.srm_alpha),
+                   share=s.canary_share, alpha=s.srm_alpha)
+    dm = names[0] if names else 'accuracy' if 'accuracy' in metrics else None
+    method = next((m['method'] for m in metrics.values()), 'mSPRT, normal mixture (always-valid p-value and confidence sequence)')
+    return dict(unit=s.ab_unit or 'request_id', units=units, outcomes=names, metrics=metrics, srm=srm, decision_metric=dm,
+                method=method + '; p-values and intervals stay valid however often the report is read (daily looks included)')
+
+# %% ../nbs/09b_loop.ipynb #a5a651fe
+def canary_report(labels=None, settings=None, outcomes=None) -> dict:
+    "Candidate vs production on the prediction log since the candidate was set: safety thresholds and a sequential A/B test."
     from mlkit.registry import alias_target, history, card as model_card
     cand, prod = alias_target('candidate'), alias_target('production')
     if cand is None: raise MlkitError("no candidate: `mlkit retrain` sets the candidate alias")
@@ -341,46 +518,104 @@ def canary_report(labels=None, settings=None) -> dict:
                  score_mean=float(ok['score'].mean()) if 'score' in ok.columns and len(ok) else None)
         if target and target in ok.columns and ok[target].notna().any():
             lab = ok[ok[target].notna()]
-            d.update(_labelled_quality(tag, lab, target), labelled_rows=len(lab))
+            d.update(_labelled_quality(tag, lab, target, s), labelled_rows=len(lab))
         per[role] = dict(d, _scores=ok['score'].to_numpy() if 'score' in ok.columns else np.array([]))
     drift = _wasserstein_normed(per['candidate'].pop('_scores'), per['production'].pop('_scores'))
     rep = dict(candidate_tag=cand, production_tag=prod, since=since, score_drift=drift, **per)
+    ab = canary_ab(log, cand, prod, s, target, outcomes)
     c, p = per['candidate'], per['production']
     br = []
-    if c['rows'] + c['errors'] >= s.canary_min_rows or c['errors'] >= 3:
+    enough = c['rows'] + c['errors'] >= s.canary_min_rows or c['errors'] >= 3
+    if enough:
         if c['error_rate'] > s.canary_max_error_rate: br.append(dict(name='error_rate', value=c['error_rate'], threshold=s.canary_max_error_rate))
         if c['latency_p95_ms'] and p['latency_p95_ms'] and c['latency_p95_ms'] > s.canary_max_latency_ratio * p['latency_p95_ms']:
             br.append(dict(name='latency', value=c['latency_p95_ms'] / p['latency_p95_ms'], threshold=s.canary_max_latency_ratio))
         if drift is not None and drift > s.canary_max_score_drift: br.append(dict(name='score_drift', value=drift, threshold=s.canary_max_score_drift))
-        if c.get('accuracy') is not None and p.get('accuracy') is not None and c['accuracy'] < p['accuracy'] - s.gate_accuracy_tolerance:
-            br.append(dict(name='accuracy', value=c['accuracy'], threshold=p['accuracy'] - s.gate_accuracy_tolerance))
+        acc = ab['metrics'].get('accuracy')
+        if acc and 'accuracy' in guardrails_worse(ab['metrics'], 1 - s.ci_level):   # the test, not the raw numbers: noise never stops a canary
+            br.append(dict(name='accuracy', value=acc['delta'], threshold=0.0, p_value=acc['p_value'], ci=acc['ci'],
+                           message=f"accuracy: candidate significantly worse (delta {acc['delta']:+.4f}, p={_fmt_p(acc['p_value'])})"))
         rep['verdict'] = 'breach' if br else 'pass'
     else: rep['verdict'] = 'insufficient data'
     rep['breaches'] = br
+    rep.update(ab)
+    rep['decision'], rep['reason'] = ab_decision(ab['metrics'], ab['decision_metric'], br, ab['srm'], enough, 1 - s.ci_level)
+    plan = saved_ab_plan()
+    rep['plan'] = None if plan is None else {k: plan.get(k) for k in ('n_control', 'n_treatment', 'n_total', 'baseline', 'mde', 'power', 'share', 'time')}
     return rep
 
-def canary_check(labels=None, settings=None) -> dict:
+# %% ../nbs/09b_loop.ipynb #e9e954fb
+def _breach_text(b: dict) -> str:
+    return b.get('message') or f"{b['name']} {b['value']:.4g} > {b['threshold']:.4g}"
+
+def canary_check(labels=None, settings=None, outcomes=None) -> dict:
     "Report, and stop the canary (restoring production if needed) when it breaches a threshold."
     from mlkit.registry import alias_target, _move, rollback
-    rep = canary_report(labels, settings)
+    rep = canary_report(labels, settings, outcomes)
     if rep['verdict'] == 'breach':
-        why = 'canary stopped: ' + ', '.join(f"{b['name']} {b['value']:.4g} > {b['threshold']:.4g}" if b['name'] != 'accuracy' else f"accuracy {b['value']:.4f} < {b['threshold']:.4f}" for b in rep['breaches'])
+        why = 'canary stopped: ' + ', '.join(_breach_text(b) for b in rep['breaches'])
         if alias_target('production') == rep['candidate_tag']: rollback('production', reason=why)
         _move('candidate', None, 'canary-stop', why)
         rep['action'] = why
     else: rep['action'] = 'none'
     return rep
 
-def canary_promote(labels=None, settings=None, force=False) -> dict:
-    "Move production to the candidate when the canary comparison passes."
+def _result_text(rep: dict) -> str:
+    dm = rep.get('decision_metric'); m = rep['metrics'].get(dm) if dm else None
+    if m is None: return f"decision metric {dm or '(none)'}: no test"
+    ci = '' if m['ci'] is None else f" [{m['ci'][0]:+.4g}, {m['ci'][1]:+.4g}]"
+    delta = 'n/a' if m['delta'] is None else f"{m['delta']:+.4g}"
+    return f"{dm} delta {delta}{ci}, p={_fmt_p(m['p_value'])} over {m['units']['production']}+{m['units']['candidate']} units"
+
+def canary_promote(labels=None, settings=None, force=False, reason=None, outcomes=None) -> dict:
+    "Move production to the candidate when the A/B decision is 'promote', or when `force`d with a `reason` (recorded)."
     from mlkit.registry import promote, _move
-    rep = canary_report(labels, settings)
-    if rep['verdict'] != 'pass' and not force:
-        raise MlkitError(f"canary not promotable: verdict {rep['verdict']}" + (f" ({', '.join(b['name'] for b in rep['breaches'])})" if rep['breaches'] else ''))
-    promote(rep['candidate_tag'], 'production', reason=f"canary {rep['verdict']} on {rep['candidate']['rows']} rows" + (' (forced)' if force else ''))
+    reason = (reason or '').strip()
+    if force and not reason: raise UsageError('--force needs --reason TEXT: the alias history records why the test was overridden')
+    rep = canary_report(labels, settings, outcomes)
+    if rep['decision'] != 'promote' and not force:
+        pl = rep.get('plan')
+        raise MlkitError(f"canary not promotable: decision {rep['decision']} ({rep['reason']}); {_result_text(rep)}"
+                         + (f"; planned {pl['n_control']}+{pl['n_treatment']} units" if pl else '')
+                         + "; give --force --reason TEXT to promote anyway")
+    why = (f"forced: {reason}; decision {rep['decision']}, " if force else f"canary A/B: {rep['reason']}; ") + _result_text(rep)
+    if reason and not force: why += f"; {reason}"
+    promote(rep['candidate_tag'], 'production', reason=why)
     _move('candidate', None, 'promoted', 'promoted to production')
     rep['action'] = f"production -> {rep['candidate_tag']}"
     return rep
+
+# %% ../nbs/09b_loop.ipynb #4a287833
+def _num(v, fmt='.4g', sign=False) -> str:
+    return 'n/a' if v is None else format(v, ('+' if sign else '') + fmt)
+
+def format_canary(rep: dict) -> str:
+    "The canary report as text: the safety numbers per arm, then the A/B test per metric, the SRM check, the method and the decision."
+    lines = [f"candidate {rep['candidate_tag']} vs production {rep['production_tag']} since {rep['since']}: verdict {rep['verdict']}"]
+    for role in ('production', 'candidate'):
+        r = rep[role]
+        lines.append(f"  {role:10} rows {r['rows']:6}  errors {r['errors']:4} ({r['error_rate']:.2%})  p95 {r['latency_p95_ms'] or float('nan'):.1f} ms  "
+                     f"score mean {r['score_mean'] if r['score_mean'] is None else round(r['score_mean'], 4)}" + (f"  accuracy {r['accuracy']:.4f}" if r.get('accuracy') is not None else ''))
+    lines.append(f"  score drift {rep['score_drift'] if rep['score_drift'] is None else round(rep['score_drift'], 4)}")
+    lines += [f"  BREACH {b['name']}: " + (b['message'] if b.get('message') else f"{b['value']:.4g} (threshold {b['threshold']:.4g})") for b in rep['breaches']]
+    if 'metrics' in rep:
+        u = rep['units']
+        lines.append(f"A/B test per unit ({rep['unit']}): production {u['production']} units, candidate {u['candidate']} units")
+        lines.append(f"  {'metric':16} {'control':>10} {'candidate':>10} {'delta [ci]':>30} {'p':>8}  decision")
+        for k, m in rep['metrics'].items():
+            ci = '' if m['ci'] is None else f" [{m['ci'][0]:+.4g}, {m['ci'][1]:+.4g}]"
+            lines.append(f"  {k:16} {_num(m['control']):>10} {_num(m['candidate']):>10} {_num(m['delta'], sign=True) + ci:>30} {_fmt_p(m['p_value']):>8}  {m['decision']}"
+                         + (' *' if k == rep.get('decision_metric') else ''))
+        srm = rep.get('srm')
+        lines.append('  SRM: no units' if srm is None else
+                     f"  SRM: {'MISMATCH' if srm['mismatch'] else 'ok'} (p={_fmt_p(srm['p_value'])}; units {srm['observed']} against share "
+                     f"{srm['share']:g} for the candidate; alpha {srm['alpha']:g})")
+        lines.append(f"  method: {rep['method']}")
+        pl = rep.get('plan')
+        if pl: lines.append(f"  plan: {pl['n_control']} + {pl['n_treatment']} units (mde {pl['mde']:+g} on {pl['baseline']:g}); have {u['production']} + {u['candidate']}")
+        lines.append(f"decision: {rep['decision']} ({rep['reason']})" + (f"  [* decision metric: {rep['decision_metric']}]" if rep.get('decision_metric') else ''))
+    if rep.get('action'): lines.append(f"action: {rep['action']}")
+    return '\n'.join(lines)
 
 # %% ../nbs/09b_loop.ipynb #b86f3eec
 def lineage(ref) -> dict:

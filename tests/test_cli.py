@@ -41,3 +41,18 @@ def test_schema_file_is_a_contract_for_train(tmp_path):
     df.drop(columns=['k']).to_csv(tmp_path/'broken.csv', index=False)
     r = subprocess.run(mlkit_cmd('train', '--data', tmp_path/'broken.csv', '--target', 'y', '--schema', s), capture_output=True, text=True, timeout=600)
     assert r.returncode == 1 and 'missing_column' in r.stderr and "'k'" in r.stderr, r.stderr[-2000:]
+
+def test_ab_plan(tmp_path):
+    "`mlkit ab plan` prints the sequential n per arm and in total; --json parses, and the sequential n exceeds the fixed-horizon n."
+    import json
+    r = subprocess.run(mlkit_cmd('ab', 'plan', '--baseline', '0.1', '--mde', '0.03'), capture_output=True, text=True)
+    assert r.returncode == 0 and 'sequential test' in r.stdout and 'fixed horizon' in r.stdout, r.stdout + r.stderr
+    r = subprocess.run(mlkit_cmd('ab', 'plan', '--baseline', '0.1', '--mde', '0.03', '--share', '0.5', '--json'), capture_output=True, text=True)
+    p = json.loads(r.stdout)
+    assert p['n_control'] + p['n_treatment'] == p['n_total'] and p['n_total'] > p['fixed_horizon_total'] > 3000, p
+    assert f"{p['n_total']:,}" in subprocess.run(mlkit_cmd('ab', 'plan', '--baseline', '0.1', '--mde', '0.03', '--share', '0.5'),
+                                                 capture_output=True, text=True).stdout
+    r = subprocess.run(mlkit_cmd('ab', 'plan', '--baseline', '0.1', '--mde', '0'), capture_output=True, text=True)
+    assert r.returncode == 2 and 'mde' in r.stderr, r.stderr
+    r = subprocess.run(mlkit_cmd('ab', 'plan', '--mde', '0.03'), capture_output=True, text=True)
+    assert r.returncode == 2 and '--baseline' in r.stderr

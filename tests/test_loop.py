@@ -174,3 +174,133 @@ def test_first_retrain_honours_the_data_options(tmp_path):
     assert r.returncode in (0, 3), r.stdout[-3000:] + r.stderr[-3000:]
     s = latest_summary(os.environ)
     assert s['validation']['valid'] and s['candidate'] and s['metrics']['candidate']['rmse'] is not None, s
+
+# --- the canary as an A/B test: stand-in models (no network is loaded), a synthetic prediction log, no server ---
+
+def _stand_in_model(d):
+    d.mkdir(parents=True, exist_ok=True)
+    (d/'weights.safetensors').write_bytes(b'0'); (d/'transform.json').write_text('{}')
+    (d/'net.json').write_text(json.dumps(dict(config=dict(network='mlp'), threshold=0.5)))
+    return d
+
+def canary_log(tmp_path, n, lift, seed=0, cand_share=0.5, base=0.10, copies=1, arm_column=True):
+    """Production and candidate aliases, a prediction log of `n` units (each with `copies` requests) split `cand_share`
+    to the candidate, and an outcomes CSV keyed by user_id with `converted` at rate `base` (+ `lift` on the candidate)."""
+    from mlkit.registry import register, promote
+    from mlkit.predlog import PredictionLog
+    from datetime import datetime, timezone
+    ptag, ctag = (register(_stand_in_model(tmp_path/f'model{i}'), 'ab', dict(target='y', task='binary')) for i in (0, 1))
+    promote(ptag, 'production', reason='start'); promote(ctag, 'candidate', reason='canary')
+    g = np.random.default_rng(seed)
+    cand = g.random(n) < cand_share
+    converted = (g.random(n) < base + lift * cand).astype(int)
+    score, lat = g.random(n), 5 + g.random(n)
+    recs = []
+    for k in range(copies):        # copy k of every unit arrives after copy k - 1 of all units
+        for i, c in enumerate(cand):
+            r = dict(ts=datetime.now(timezone.utc).isoformat(), request_id=f'r{i}-{k}', model=ctag if c else ptag,
+                     inputs=dict(x=1.0, user_id=f'u{i}'), label='a', score=float(score[i]), latency_ms=float(lat[i]))
+            if arm_column: r.update(arm='candidate' if c else 'production', unit=f'u{i}')
+            recs.append(r)
+    log = PredictionLog(); log.append(recs); log.close()
+    f = tmp_path/'outcomes.csv'
+    pd.DataFrame(dict(user_id=[f'u{i}' for i in range(n)], converted=converted)).to_csv(f, index=False)
+    return ptag, ctag, f
+
+AB_ENV = {'MLKIT_CANARY_SHARE': '0.5', 'MLKIT_AB_UNIT': 'user_id'}
+
+def test_canary_ab_known_lift_at_planned_size_promotes(tmp_path):
+    "+0.05 on a 0.10 conversion at the size `mlkit ab plan` gives: candidate better, decision promote, promote succeeds."
+    from mlkit.registry import alias_target, history
+    r = sh('ab', 'plan', '--baseline', '0.1', '--mde', '0.05', '--share', '0.5', '--json')
+    assert r.returncode == 0, r.stderr
+    n = json.loads(r.stdout)['n_total']
+    ptag, ctag, f = canary_log(tmp_path, n, 0.05)
+    r = sh('canary', 'report', '--outcomes', f, '--json', env=AB_ENV)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    m = rep['metrics']['converted']
+    print(f"n={n} converted delta={m['delta']:.4f} ci={m['ci']} p={m['p_value']:.3g} {m['decision']}; decision {rep['decision']}")
+    assert m['decision'] == 'candidate better' and m['p_value'] < 0.05 and m['ci'][0] > 0
+    assert rep['decision'] == 'promote' and rep['decision_metric'] == 'converted' and not rep['srm']['mismatch']
+    assert rep['plan']['n_total'] == n and 'mSPRT' in rep['method'] and 'daily' in rep['method']
+    for k in ('candidate_tag', 'production_tag', 'since', 'score_drift', 'production', 'candidate', 'verdict', 'breaches'): assert k in rep
+    r = sh('canary', 'report', '--outcomes', f, env=AB_ENV)
+    assert 'converted' in r.stdout and 'candidate better' in r.stdout and 'SRM: ok' in r.stdout and 'decision: promote' in r.stdout, r.stdout
+    r = sh('canary', 'promote', '--outcomes', f, env=AB_ENV)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert alias_target('production') == ctag and alias_target('candidate') is None
+    assert history('production')[-1]['reason'].startswith('canary A/B') and 'p=' in history('production')[-1]['reason']
+
+def test_canary_ab_no_lift_refuses_then_forced_with_reason(tmp_path):
+    "No lift: decision continue, promote refused (exit 1); --force needs --reason; the forced reason is in the alias history."
+    from mlkit.registry import alias_target, history
+    ptag, ctag, f = canary_log(tmp_path, 2621, 0.0, seed=1)
+    r = sh('canary', 'report', '--outcomes', f, '--json', env=AB_ENV)
+    rep = json.loads(r.stdout); m = rep['metrics']['converted']
+    print(f"converted delta={m['delta']:.4f} ci={m['ci']} p={m['p_value']:.3g} {m['decision']}; decision {rep['decision']}")
+    assert m['decision'] == 'no significant difference' and m['p_value'] >= 0.05 and rep['decision'] == 'continue'
+    r = sh('canary', 'promote', '--outcomes', f, env=AB_ENV)
+    assert r.returncode == 1 and 'converted' in r.stderr and 'p=' in r.stderr and 'decision continue' in r.stderr, r.stderr
+    assert alias_target('production') == ptag
+    r = sh('canary', 'promote', '--outcomes', f, '--force', env=AB_ENV)
+    assert r.returncode == 2 and '--reason' in r.stderr, r.stderr
+    r = sh('canary', 'promote', '--outcomes', f, '--force', '--reason', 'legal requires the new model', env=AB_ENV)
+    assert r.returncode == 0, r.stderr
+    why = history('production')[-1]['reason']
+    assert alias_target('production') == ctag and why.startswith('forced: legal requires the new model') and f"p={m['p_value']:.3g}" in why, why
+
+def test_canary_srm_detected_at_70_30(tmp_path):
+    "Arms split 70/30 against a configured share of 0.5 is a sample-ratio mismatch: no promotion, even with a lift."
+    from mlkit.loop import canary_report
+    from mlkit.config import load_settings
+    canary_log(tmp_path, 2000, 0.10, cand_share=0.3)
+    rep = canary_report(settings=load_settings(canary_share=0.5, ab_unit='user_id'), outcomes=tmp_path/'outcomes.csv')
+    print(f"srm p={rep['srm']['p_value']:.3g} observed={rep['srm']['observed']}; converted {rep['metrics']['converted']['decision']}")
+    assert rep['srm']['mismatch'] and rep['srm']['p_value'] < 1e-6
+    assert rep['decision'] == 'continue' and 'sample-ratio mismatch' in rep['reason']
+    rep = canary_report(settings=load_settings(canary_share=0.3, ab_unit='user_id'), outcomes=tmp_path/'outcomes.csv')
+    assert not rep['srm']['mismatch'] and rep['decision'] == 'promote'       # the same split is fine when 0.3 was planned
+
+def test_canary_units_not_rows(tmp_path, monkeypatch):
+    "Ten requests per unit test like one: the p-value is the per-unit one, not a row-level one ten times too confident."
+    from mlkit.loop import canary_report
+    from mlkit.config import load_settings
+    from mlkit.stats import ab_test
+    s = load_settings(canary_share=0.5, ab_unit='user_id')
+    canary_log(tmp_path/'one', 1500, 0.03, seed=2)
+    p1 = canary_report(settings=s, outcomes=tmp_path/'one'/'outcomes.csv')['metrics']['converted']
+    (tmp_path/'ten').mkdir()
+    monkeypatch.setenv('MLKIT_HOME', str(tmp_path/'ten'/'home')); monkeypatch.setenv('BENTOML_HOME', str(tmp_path/'ten'/'home'/'bentoml'))
+    canary_log(tmp_path/'ten', 1500, 0.03, seed=2, copies=10)
+    rep = canary_report(settings=s, outcomes=tmp_path/'ten'/'outcomes.csv')
+    p10 = rep['metrics']['converted']
+    oc = pd.read_csv(tmp_path/'ten'/'outcomes.csv')
+    from mlkit.predlog import read_prediction_log
+    log = read_prediction_log().merge(oc, on='user_id')
+    naive = ab_test(log['converted'], log['arm'] == 'candidate')['p_value']      # rows as if independent
+    print(f"units: p={p1['p_value']:.4g} ({p1['units']}); 10 copies: p={p10['p_value']:.4g} ({p10['units']}); rows: p={naive:.3g}")
+    assert p10['units'] == p1['units'] and sum(rep['units'].values()) == 1500
+    assert abs(p10['p_value'] - p1['p_value']) < 0.01 and abs(p10['delta'] - p1['delta']) < 1e-12
+    assert naive < p1['p_value'] / 10
+
+def test_canary_old_log_and_bad_outcomes(tmp_path):
+    "A log without arm/unit columns falls back to the answering model and the request id; a bad outcomes file is one clear error."
+    from mlkit.loop import canary_report
+    from mlkit.config import load_settings
+    from mlkit.registry import register, promote
+    s = load_settings(canary_share=0.5)
+    ptag, ctag = (register(_stand_in_model(tmp_path/f'm{i}'), 'ab', dict(target='y', task='binary')) for i in (0, 1))
+    promote(ptag, 'production'); promote(ctag, 'candidate')
+    rep = canary_report(settings=s)                    # nothing logged yet
+    assert rep['verdict'] == 'insufficient data' and rep['decision'] == 'continue' and rep['srm'] is None
+    canary_log(tmp_path, 1200, 0.0, seed=3, arm_column=False)
+    oc = pd.read_csv(tmp_path/'outcomes.csv').assign(request_id=lambda d: d.user_id.str[1:].radd('r') + '-0').drop(columns='user_id')
+    rep = canary_report(settings=s, outcomes=oc)
+    assert rep['unit'] == 'request_id' and sum(rep['units'].values()) == 1200 and rep['metrics']['converted']['decision'] == 'no significant difference'
+    oc.assign(request_id='nope').to_csv(tmp_path/'bad.csv', index=False)
+    r = sh('canary', 'report', '--outcomes', tmp_path/'bad.csv', env=AB_ENV)
+    assert r.returncode == 1 and 'matches' in r.stderr and 'has converted, request_id' in r.stderr, r.stderr
+    oc.rename(columns=dict(request_id='customer')).to_csv(tmp_path/'nokey.csv', index=False)
+    r = sh('canary', 'report', '--outcomes', tmp_path/'nokey.csv', env=AB_ENV)
+    assert r.returncode == 1 and "'user_id'" in r.stderr and 'has converted, customer' in r.stderr, r.stderr
