@@ -12,7 +12,7 @@ from .config import MlkitError, UsageError, Settings, load_settings, settings_fi
 
 # %% auto #0
 __all__ = ['RUNBOOKS', 'model_settings', 'parse_metrics', 'request_slis', 'latest_monitor', 'accuracy_floor', 'compute_slos',
-           'format_slos', 'alert_rules', 'monitor_gauges', 'dashboards', 'export_ops']
+           'format_slos', 'alert_rules', 'monitor_gauges', 'dashboards']
 
 # %% ../nbs/08b_slo.ipynb #d11f558b
 def model_settings(name: str|None = None, **overrides) -> Settings:
@@ -122,7 +122,8 @@ def format_slos(rows: list) -> str:
 
 # %% ../nbs/08b_slo.ipynb #5f4f0eb7
 RUNBOOKS = {'availability': 'bad-deploy', 'latency': 'latency-spike', 'drift': 'drift', 'accuracy': 'accuracy-drop',
-            'fairness': 'accuracy-drop', 'completeness': 'feature-dropout', 'freshness': 'feature-dropout'}
+            'fairness': 'accuracy-drop', 'completeness': 'feature-dropout', 'freshness': 'feature-dropout',
+            'prediction-log': 'prediction-log'}
 
 def _runbook(kind, base): return f"{base.rstrip('/')}/{RUNBOOKS[kind]}.md"
 
@@ -160,7 +161,14 @@ def alert_rules(s: Settings, runbook_base: str = 'docs/runbooks') -> dict:
         rules.append(dict(alert=name, expr=expr, **{'for': '15m'}, labels=dict(severity=sev, service='mlkit'),
                           annotations=dict(summary=summary, description=summary + ' ({{ $labels }} value {{ $value }})',
                                            runbook_url=_runbook(kind, runbook_base))))
-    return dict(groups=[dict(name='mlkit-slo-burn-rate', rules=rules[:6]), dict(name='mlkit-model-health', rules=rules[6:])])
+    # the service: a prediction it answered but could not log (disk full, unwritable) is lost to monitoring and audit
+    svc = [dict(alert='MlkitPredictionLogWriteErrors', expr='increase(mlkit_log_write_errors_total[10m]) > 0',
+                labels=dict(severity='ticket', service='mlkit'),
+                annotations=dict(summary='Predictions could not be written to the prediction log',
+                                 description='{{ $value }} failed prediction-log writes in 10 minutes ({{ $labels }}): monitoring and audit miss them',
+                                 runbook_url=_runbook('prediction-log', runbook_base)))]
+    return dict(groups=[dict(name='mlkit-slo-burn-rate', rules=rules[:6]), dict(name='mlkit-model-health', rules=rules[6:]),
+                        dict(name='mlkit-service-health', rules=svc)])
 
 # %% ../nbs/08b_slo.ipynb #5dae3a16
 def monitor_gauges(m: dict) -> str:
@@ -228,19 +236,3 @@ def dashboards(s: Settings) -> dict:
                          templating=dict(list=[dict(name='datasource', type='datasource', query='prometheus')]),
                          panels=[_panel(i + 1, t, e, k, u) for i, (t, e, k, u) in enumerate(panels)])
     return out
-
-# %% ../nbs/08b_slo.ipynb #a5ba1827
-def export_ops(out_dir=None, runbook_base='docs/runbooks', model: str|None = None) -> list:
-    "Write alert rules, dashboards and the latest monitor gauges; return the paths."
-    import yaml
-    s = model_settings(model.split(':')[0] if model else None)
-    out = Path(out_dir) if out_dir else reports_dir()/'ops'
-    (out/'grafana').mkdir(parents=True, exist_ok=True)
-    paths = [out/'alerts.rules.yml']
-    paths[0].write_text(yaml.safe_dump(alert_rules(s, runbook_base), sort_keys=False, width=1000))
-    for name, d in dashboards(s).items():
-        p = out/'grafana'/f'{name}.json'; p.write_text(json.dumps(d, indent=1)); paths.append(p)
-    m = latest_monitor(model)
-    if m:
-        p = out/'mlkit_monitor.prom'; p.write_text(monitor_gauges(m)); paths.append(p)
-    return paths

@@ -11,16 +11,18 @@ ALLOWED = {
     'features': {'config', 'data'},
     'model': {'config', 'data', 'features'},
     'train': {'config', 'data', 'features', 'model'},
+    'launch': {'config', 'data', 'model', 'train'},                                 # torchrun's entry point
     'metrics': {'stats', 'config', 'data'},
     'registry': {'config', 'data', 'model'},
     'predlog': {'config'},
     'serving': {'config', 'data', 'features', 'model', 'registry', 'predlog'},      # never train, Lightning's side
     'monitoring': {'stats', 'config', 'data', 'metrics', 'model', 'registry', 'predlog'},  # reads the log, not the service
     'slo': {'stats', 'config', 'metrics', 'monitoring', 'registry'},
+    'ops': {'config', 'slo', 'monitoring', 'registry'},                              # generated operations files
     'runs': {'stats', 'config', 'data', 'features', 'model', 'train', 'metrics', 'registry', 'monitoring'},
     'sweep': {'config', 'data', 'features', 'model', 'train', 'metrics', 'registry', 'runs'},
     'loop': {'stats', 'config', 'data', 'metrics', 'model', 'registry', 'predlog', 'monitoring', 'runs', 'serving', 'slo'},
-    'cli': {'stats', 'config', 'data', 'features', 'model', 'train', 'metrics', 'registry', 'predlog', 'serving', 'monitoring', 'slo', 'runs', 'loop', 'sweep'},
+    'cli': {'stats', 'config', 'data', 'features', 'model', 'train', 'metrics', 'registry', 'predlog', 'serving', 'monitoring', 'slo', 'ops', 'runs', 'loop', 'sweep'},
 }
 
 def mlkit_imports(path: Path) -> set:

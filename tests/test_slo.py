@@ -4,7 +4,8 @@ from pathlib import Path
 import httpx, pytest, yaml
 from conftest import mlkit_cmd, ROOT
 from mlkit.config import load_settings
-from mlkit.slo import alert_rules, dashboards, export_ops, parse_metrics, request_slis
+from mlkit.slo import alert_rules, dashboards, parse_metrics, request_slis
+from mlkit.ops import export_ops
 
 def test_slo_against_running_service(tmp_path):
     from test_serving import start_server, stop
@@ -57,10 +58,14 @@ def test_alert_rules_valid(tmp_path):
             assert (ROOT/rb).exists(), rb
     burn = [r for r in rules['groups'][0]['rules']]
     assert {r['labels']['slo'] for r in burn} == {'availability', 'latency'} and len(burn) == 6
+    assert [len(g['rules']) for g in rules['groups']] == [6, 6, 1]
+    (logerr,) = rules['groups'][2]['rules']
+    assert logerr['alert'] == 'MlkitPredictionLogWriteErrors' and logerr['expr'] == 'increase(mlkit_log_write_errors_total[10m]) > 0'
+    assert logerr['labels']['severity'] == 'ticket' and logerr['annotations']['runbook_url'] == 'docs/runbooks/prediction-log.md'
     promtool = shutil.which('promtool')
     if promtool:
         r = subprocess.run([promtool, 'check', 'rules', str(paths[0])], capture_output=True, text=True)
-        assert r.returncode == 0 and 'SUCCESS: 12 rules found' in r.stdout, r.stdout + r.stderr
+        assert r.returncode == 0 and 'SUCCESS: 13 rules found' in r.stdout, r.stdout + r.stderr
 
 def test_dashboards_and_gauges(tmp_path):
     db = dashboards(load_settings())
