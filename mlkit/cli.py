@@ -100,13 +100,6 @@ def _cmd_lineage(a):
     print(json.dumps(l, indent=1, default=str) if a.json else Lp.format_lineage(l))
     return 0
 
-def _cmd_train(a):
-    from mlkit.runs import train_run, format_metrics
-    s = train_run(a.data, a.target, a.sensitive, a.test_data, _params(a), options=_options(a))
-    print(format_metrics(s['metrics']))
-    print(f"run {s['run_id']}: {s['run_dir']}")
-    return 0
-
 def _cmd_evaluate(a):
     from mlkit.runs import evaluate_run, format_metrics
     s = evaluate_run(a.model, a.data, a.target, a.sensitive, a.test_data)
@@ -166,14 +159,6 @@ def _model_ref(a):
         raise UsageError('give --model or --alias, not both')
     return a.model or '@' + (a.alias or 'production')
 
-def _cmd_serve(a):
-    import os, subprocess
-    from mlkit.serving import serve_args
-    argv, env = serve_args(_model_ref(a), a.port, a.host, a.workers)
-    print(f"serving {env['MLKIT_MODEL']} on http://{a.host}:{a.port} with {env.get('MLKIT_WORKERS', 1)} worker(s) (docs: /docs, metrics: /metrics)", flush=True)
-    try: return subprocess.call(argv, env=env)
-    except KeyboardInterrupt: return 130
-
 def _cmd_build(a):
     from mlkit.serving import build
     tag = build(_model_ref(a))
@@ -220,11 +205,6 @@ def _cmd_slo(a):
         print(format_slos(rows))
     return 3 if any(r['met'] is False for r in rows) else 0
 
-def _cmd_ops(a):
-    from mlkit.slo import export_ops
-    for p in export_ops(a.out, a.runbook_base, a.model): print(p)
-    return 0
-
 # %% ../nbs/10_cli.ipynb #2a3974f3
 def _cmd_sweep(a):
     from mlkit.sweep import sweep_run
@@ -237,6 +217,92 @@ def _cmd_sweep(a):
     g = gate_refit(ref['model_tag'], ref['run_dir'], f"sweep {s['study']} trial {ref['trial']}")
     print(f"{ref['model_tag']}: {g['decision']}")
     return 0 if g['promoted'] else 3
+
+# %% ../nbs/10_cli.ipynb #569bbf32
+def _launch(a) -> dict:
+    "The launcher keyword arguments of `runs.train_run`, checked: a `UsageError` names the flag at fault."
+    n, nodes, rank, ep = a.nproc_per_node, a.nnodes, a.node_rank, a.rdzv_endpoint
+    if a.launcher == 'local':
+        bad = [f for f, v, ok in (('--nproc-per-node', n, 1), ('--nnodes', nodes, 1), ('--node-rank', rank, 0), ('--rdzv-endpoint', ep, None))
+               if v is not None and v != ok]
+        if bad: raise UsageError(f"{', '.join(bad)} need --launcher torchrun (--launcher local trains in one process)")
+    n, nodes, rank = (1 if n is None else n), (1 if nodes is None else nodes), (0 if rank is None else rank)
+    for flag, v, lo in (('--nproc-per-node', n, 1), ('--nnodes', nodes, 1), ('--node-rank', rank, 0)):
+        if v < lo: raise UsageError(f"{flag} must be at least {lo}, got {v}")
+    if rank >= nodes: raise UsageError(f"--node-rank {rank} must be less than --nnodes {nodes}")
+    if nodes > 1 and not ep: raise UsageError(f"--nnodes {nodes} needs --rdzv-endpoint HOST:PORT (node 0's address, the same on every node)")
+    host, _, port = (ep or 'h:1').rpartition(':')
+    if not host or not port.isdigit() or not 0 < int(port) < 65536: raise UsageError(f"--rdzv-endpoint must be HOST:PORT, got {ep!r}")
+    return dict(launcher=a.launcher, nproc_per_node=n, nnodes=nodes, node_rank=rank, rdzv_endpoint=ep)
+
+# %% ../nbs/10_cli.ipynb #49981b29
+def _cmd_train(a):
+    launch = _launch(a)
+    from mlkit.runs import train_run, format_metrics
+    s = train_run(a.data, a.target, a.sensitive, a.test_data, _params(a), options=_options(a), **launch)
+    print(format_metrics(s.get('metrics')))
+    print(f"run {s['run_id']}: {s['run_dir']}")
+    return 0
+
+# %% ../nbs/10_cli.ipynb #dca4e37d
+def _with_grace(argv, grace_s) -> list:
+    "`argv` of `bentoml serve` with BentoML's graceful-shutdown timeout (`grace_s` rounded up, at least 1 s), unless it has one."
+    import math
+    if '--timeout-graceful-shutdown' in argv: return list(argv)
+    return [*argv, '--timeout-graceful-shutdown', str(max(1, math.ceil(grace_s)))]
+
+# %% ../nbs/10_cli.ipynb #a9f6f1c6
+def _cmd_serve(a):
+    from mlkit.serving import serve_args
+    from mlkit.config import load_settings
+    argv, env = serve_args(_model_ref(a), a.port, a.host, a.workers)
+    argv = _with_grace(argv, load_settings().shutdown_grace_s)
+    print(f"serving {env['MLKIT_MODEL']} on http://{a.host}:{a.port} with {env.get('MLKIT_WORKERS', 1)} worker(s) (docs: /docs, metrics: /metrics)", flush=True)
+    sys.stderr.flush()
+    try: os.execvpe(argv[0], argv, env)                # never returns: this process becomes the server
+    except OSError as e: raise MlkitError(f"cannot start the server ({argv[0]}): {e}") from None
+
+# %% ../nbs/10_cli.ipynb #6faf325c
+def _cmd_ops(a):
+    opt = dict(image=a.image, namespace=a.namespace, schedule=a.schedule, data=a.data)
+    need = dict(image='--k8s', namespace='--k8s', schedule='--k8s, --cron or --systemd', data='--k8s, --cron or --systemd')
+    for k, v in opt.items():
+        if v is not None and not (a.k8s if need[k] == '--k8s' else a.k8s or a.cron or a.systemd):
+            raise UsageError(f"--{k} needs {need[k]}")
+    from mlkit.ops import export_ops
+    for p in export_ops(a.out, a.runbook_base, a.model, k8s=a.k8s, cron=a.cron, systemd=a.systemd,
+                        **{k: v for k, v in opt.items() if v is not None}): print(p)
+    return 0
+
+# %% ../nbs/10_cli.ipynb #d9f43311
+class _Parser(argparse.ArgumentParser):
+    "The top-level parser: its help ends with the exit codes of `mlkit.ops.EXIT_CODES`, read when the help is formatted."
+    def format_help(self):
+        from mlkit.ops import EXIT_CODES
+        self.epilog = 'exit codes (scripts and schedulers act on these):\n' + '\n'.join(f"  {c:>3}  {m}" for c, m in EXIT_CODES.items())
+        return super().format_help()
+
+# %% ../nbs/10_cli.ipynb #472ffb63
+def _launch_args(p):
+    p.add_argument('--launcher', choices=('local', 'torchrun'), default='local',
+                   help="local: train in the notebook's kernel (default); torchrun: the training step as N processes (DDP)")
+    p.add_argument('--nproc-per-node', type=int, metavar='N', help='training processes on this machine (torchrun; default 1)')
+    p.add_argument('--nnodes', type=int, metavar='N', help='machines taking part (torchrun; default 1; more need --rdzv-endpoint)')
+    p.add_argument('--node-rank', type=int, metavar='R', help="this machine's rank, 0 .. nnodes-1 (torchrun; default 0)")
+    p.add_argument('--rdzv-endpoint', metavar='HOST:PORT', help="the rendezvous every node joins, e.g. node 0's address (torchrun)")
+
+# %% ../nbs/10_cli.ipynb #3419a380
+def _ops_args(p):
+    p.add_argument('--out', metavar='DIR', help='where to write (default: reports/ops/)'); p.add_argument('--model', metavar='TAG')
+    p.add_argument('--runbook-base', default='docs/runbooks', help='where runbook links point (a URL in production)')
+    p.add_argument('--k8s', action='store_true', help='k8s/*.yaml: serving Deployment, Service, HPA, PodDisruptionBudget, ServiceMonitor, '
+                   'the retrain CronJob and the multi-node training Job')
+    p.add_argument('--cron', action='store_true', help='cron/mlkit-retrain.cron: the scheduled retrain as a crontab line')
+    p.add_argument('--systemd', action='store_true', help='systemd/mlkit-retrain.service and .timer')
+    p.add_argument('--image', metavar='IMG', help='container image of the manifests (with --k8s)')
+    p.add_argument('--namespace', metavar='NS', help='Kubernetes namespace (with --k8s; default mlkit)')
+    p.add_argument('--schedule', metavar='CRON', help="when to retrain, five cron fields (with --k8s, --cron or --systemd; default '0 3 * * *')")
+    p.add_argument('--data', metavar='PATH', help='the data the scheduled retrain reads (with --k8s, --cron or --systemd)')
 
 # %% ../nbs/10_cli.ipynb #8f02c19e
 def _data_args(p, required=True):
@@ -267,10 +333,10 @@ def _run_args(p, params=True, options=True):
 
 def make_parser() -> argparse.ArgumentParser:
     "The `mlkit` argument parser."
-    p = argparse.ArgumentParser(prog='mlkit', description='mlkit: notebook-first ML from data to production. '
-                                'Run `mlkit COMMAND --help` for a command\'s options.')
+    p = _Parser(prog='mlkit', description='mlkit: notebook-first ML from data to production.\n'
+                'Run `mlkit COMMAND --help` for a command\'s options.', formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--version', action='version', version=f'mlkit {__version__}')
-    sub = p.add_subparsers(dest='command', metavar='COMMAND')
+    sub = p.add_subparsers(dest='command', metavar='COMMAND', parser_class=argparse.ArgumentParser)
     r = sub.add_parser('run', help='the main job: validate, train, evaluate, register, gate, build, serve, monitor')
     _run_args(r)
     r.add_argument('--simulate-rows', type=int, default=2000, help='rows of simulated production traffic (0: skip serving and monitoring)')
@@ -308,7 +374,7 @@ def make_parser() -> argparse.ArgumentParser:
     li.add_argument('--json', action='store_true')
     li.set_defaults(func=_cmd_lineage)
     t = sub.add_parser('train', help='train and evaluate a model as papermill runs (reports/runs/<run_id>/)')
-    _run_args(t)
+    _run_args(t); _launch_args(t)
     t.set_defaults(func=_cmd_train)
     sw = sub.add_parser('sweep', help='hyperparameter sweep (Optuna TPE, k folds of the training rows) as one papermill run; refit, register and gate the best '
                         '(exit 0 passed: candidate, or production for a first model; 3 rejected by a gate)')
@@ -368,14 +434,15 @@ def make_parser() -> argparse.ArgumentParser:
     sl.add_argument('--model', metavar='TAG', help='use the latest monitor report of this model')
     sl.add_argument('--json', action='store_true')
     sl.set_defaults(func=_cmd_slo)
-    op = sub.add_parser('ops', help='operations: export alert rules, dashboards and monitor gauges')
+    op = sub.add_parser('ops', help='operations: export alert rules, dashboards, monitor gauges and deployment manifests')
     opsub = op.add_subparsers(dest='ops_command', metavar='SUBCOMMAND')
-    ox = opsub.add_parser('export', help='write Prometheus rules, Grafana dashboards and gauges to reports/ops/')
-    ox.add_argument('--out', metavar='DIR'); ox.add_argument('--model', metavar='TAG')
-    ox.add_argument('--runbook-base', default='docs/runbooks', help='where runbook links point (a URL in production)')
+    ox = opsub.add_parser('export', help='write Prometheus rules, Grafana dashboards and gauges (and, when asked, Kubernetes, cron '
+                          'and systemd files) to reports/ops/')
+    _ops_args(ox)
     ox.set_defaults(func=_cmd_ops)
     op.set_defaults(func=lambda a: _cmd_ops(a) if a.ops_command else (op.print_help(), 2)[1])
-    sv = sub.add_parser('serve', help='serve a registered model with BentoML (default: the production alias)')
+    sv = sub.add_parser('serve', help='serve a registered model with BentoML (default: the production alias); '
+                        'the command becomes the server: SIGTERM/SIGINT drain requests in flight for shutdown_grace_s, then stop')
     sv.add_argument('--alias', default=None); sv.add_argument('--model', metavar='TAG')
     sv.add_argument('--port', type=int, default=3000); sv.add_argument('--host', default='127.0.0.1')
     sv.add_argument('--workers', default=None, help="worker processes: a number or 'cpu_count' (default: MLKIT_WORKERS, else 1)")

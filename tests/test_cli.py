@@ -1,4 +1,5 @@
 import subprocess, sys
+from pathlib import Path
 from conftest import mlkit_cmd
 from mlkit import __version__
 
@@ -56,3 +57,65 @@ def test_ab_plan(tmp_path):
     assert r.returncode == 2 and 'mde' in r.stderr, r.stderr
     r = subprocess.run(mlkit_cmd('ab', 'plan', '--mde', '0.03'), capture_output=True, text=True)
     assert r.returncode == 2 and '--baseline' in r.stderr
+
+def test_help_documents_the_exit_code_contract():
+    "`mlkit --help` ends with `ops.EXIT_CODES`, the one place the contract lives; a command's help does not repeat it."
+    from mlkit.ops import EXIT_CODES
+    r = subprocess.run(mlkit_cmd('--help'), capture_output=True, text=True)
+    assert r.returncode == 0 and 'exit codes' in r.stdout, r.stdout + r.stderr
+    for code, meaning in EXIT_CODES.items(): assert f"{code:>3}  {meaning}" in r.stdout, r.stdout
+    assert 'exit codes' not in subprocess.run(mlkit_cmd('train', '--help'), capture_output=True, text=True).stdout
+
+def test_train_launcher_flags_reach_train_run(monkeypatch, capsys):
+    import mlkit.runs
+    from mlkit.cli import main
+    seen = {}
+    monkeypatch.setattr(mlkit.runs, 'train_run', lambda *a, **kw: seen.update(kw) or dict(run_id='r', run_dir='d', metrics=None))
+    assert main(['train', '--launcher', 'torchrun', '--nproc-per-node', '2', '--nnodes', '2', '--node-rank', '1',
+                 '--rdzv-endpoint', '10.0.0.1:29400']) == 0
+    assert seen == dict(options={}, launcher='torchrun', nproc_per_node=2, nnodes=2, node_rank=1, rdzv_endpoint='10.0.0.1:29400')
+    assert main(['train']) == 0 and seen['launcher'] == 'local' and seen['nproc_per_node'] == 1 and seen['rdzv_endpoint'] is None
+
+def test_train_launcher_usage_errors():
+    "Bad launcher flags exit 2 with one line naming the flag, before any data is read."
+    for args, flag in ((['--launcher', 'torchrun', '--nnodes', '2'], '--rdzv-endpoint'),
+                       (['--launcher', 'torchrun', '--nnodes', '2', '--node-rank', '2', '--rdzv-endpoint', 'h:29400'], '--node-rank'),
+                       (['--nproc-per-node', '2'], '--launcher torchrun'), (['--launcher', 'local', '--nnodes', '2'], '--nnodes'),
+                       (['--launcher', 'torchrun', '--rdzv-endpoint', 'h:port'], '--rdzv-endpoint'),
+                       (['--launcher', 'mpirun'], '--launcher')):
+        r = subprocess.run(mlkit_cmd('train', '--data', 'none.csv', '--target', 'y', *args), capture_output=True, text=True)
+        assert r.returncode == 2 and flag in r.stderr and 'Traceback' not in r.stderr, (args, r.stderr)
+
+def test_ops_export_flags_reach_export_ops(monkeypatch, capsys, tmp_path):
+    import mlkit.ops
+    from mlkit.cli import main
+    seen = {}
+    monkeypatch.setattr(mlkit.ops, 'export_ops', lambda *a, **kw: seen.update(args=a, kw=kw) or [tmp_path/'a.yaml'])
+    assert main(['ops', 'export', '--out', str(tmp_path), '--model', 'adult:1', '--k8s', '--systemd', '--image', 'r/adult:1',
+                 '--namespace', 'ml', '--schedule', '0 4 * * *', '--data', '/data/new.csv']) == 0
+    assert seen['args'] == (str(tmp_path), 'docs/runbooks', 'adult:1')
+    assert seen['kw'] == dict(k8s=True, cron=False, systemd=True, image='r/adult:1', namespace='ml', schedule='0 4 * * *', data='/data/new.csv')
+    assert capsys.readouterr().out.split() == [str(tmp_path/'a.yaml')]
+    assert main(['ops', 'export']) == 0 and seen['kw'] == dict(k8s=False, cron=False, systemd=False)   # ops' own defaults
+    assert main(['ops', 'export', '--cron', '--namespace', 'ml']) == 2 and '--namespace needs --k8s' in capsys.readouterr().err
+
+def test_ops_export_writes_and_prints_every_file(tmp_path):
+    r = subprocess.run(mlkit_cmd('ops', 'export', '--out', tmp_path, '--k8s', '--cron', '--systemd'), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    paths = [l for l in r.stdout.splitlines() if l.strip()]
+    assert all(Path(x).is_file() for x in paths), paths
+    names = {Path(x).relative_to(tmp_path).as_posix() for x in paths}
+    assert {'alerts.rules.yml', 'cron/mlkit-retrain.cron', 'systemd/mlkit-retrain.service', 'systemd/mlkit-retrain.timer'} <= names, names
+    assert any(n.startswith('k8s/') for n in names), names
+
+def test_serve_execs_the_server_with_the_grace_period(monkeypatch, capsys):
+    "`mlkit serve` replaces itself with serve_args' command, BentoML's graceful-shutdown timeout set from shutdown_grace_s."
+    import os, mlkit.serving
+    from mlkit.cli import main
+    execs = []
+    monkeypatch.setattr(mlkit.serving, 'serve_args', lambda ref, port, host, workers: (['bentoml', 'serve', '--port', str(port)], {'MLKIT_MODEL': 'adult:1'}))
+    monkeypatch.setattr(os, 'execvpe', lambda f, argv, env: execs.append((f, argv, env)))
+    monkeypatch.setenv('MLKIT_SHUTDOWN_GRACE_S', '12')
+    main(['serve', '--port', '3999'])
+    assert execs == [('bentoml', ['bentoml', 'serve', '--port', '3999', '--timeout-graceful-shutdown', '12'], {'MLKIT_MODEL': 'adult:1'})]
+    assert capsys.readouterr().out.startswith('serving adult:1 on http://127.0.0.1:3999')
