@@ -4,7 +4,7 @@
 
 # %% ../nbs/08c_ops.ipynb #c5036a54
 from __future__ import annotations
-import json, re
+import json, math, re
 from pathlib import Path
 from .config import Settings, UsageError, reports_dir
 from .slo import alert_rules, dashboards, monitor_gauges, latest_monitor, model_settings
@@ -59,7 +59,9 @@ def deployment(s: Settings, image: str = IMAGE, namespace: str = 'mlkit') -> dic
     probe = lambda path, period, fails: dict(httpGet=dict(path=path, port='http'), periodSeconds=period, timeoutSeconds=2, failureThreshold=fails)
     log_env = [dict(name='POD_NAME', valueFrom=dict(fieldRef=dict(fieldPath='metadata.name'))),
                dict(name='MLKIT_PREDICTION_LOG', value='/var/lib/mlkit/logs/predictions/$(POD_NAME)')]  # one folder a pod
-    c = dict(name='mlkit', image=image, ports=[dict(name='http', containerPort=PORT)],
+    # the bento image's entrypoint runs `bentoml serve ARGS... $BENTO_PATH`: the same graceful-shutdown bound as `mlkit serve`
+    c = dict(name='mlkit', image=image, args=['serve', '--timeout-graceful-shutdown', str(max(1, math.ceil(s.shutdown_grace_s)))],
+             ports=[dict(name='http', containerPort=PORT)],
              env=settings_env(s) + log_env,
              resources=dict(requests=dict(cpu='500m', memory='1Gi'), limits=dict(cpu='2', memory='2Gi')),
              startupProbe=probe('/livez', 5, 60), livenessProbe=probe('/livez', 10, 3), readinessProbe=probe('/readyz', 5, 2),
