@@ -79,6 +79,13 @@ class Settings:
     log_sample_rate: float = 1.0         # share of predictions logged (recorded in every line, so monitoring can weight)
     log_required: bool = False           # True: a prediction that cannot be logged is not served (503)
     shutdown_grace_s: float = 30.0       # after SIGTERM/SIGINT: time for requests in flight before the server and its workers stop
+    # explanations and optimized (ONNX) models
+    explain_endpoint: bool = False       # serve POST /explain (same body and validation as /predict)
+    explain_max_rows: int = 10           # rows one /explain request may hold
+    explain_steps: int = 32              # integrated-gradients steps per row
+    proxy_ratio: float = 2.0             # a feature this many times more important in one group than another is a possible proxy
+    onnx_max_abs_diff: float = 1e-4      # largest score difference an fp32 ONNX export may show against torch (parity)
+    int8_max_abs_diff: float = 0.02      # the same for an int8-quantized model (its quality then goes through the gates)
 
     def __post_init__(self):
         if self.breach_rule not in ('interval', 'point'): raise UsageError(f"breach_rule must be 'interval' or 'point', not {self.breach_rule!r}")
