@@ -192,21 +192,27 @@ def register_run(rdir, name: str, extra: dict|None = None) -> str:
     return register(rdir/'model', name, card)
 
 def train_run(data=None, target=None, sensitive=None, test_data=None, params: dict|None = None, run_id=None,
-              out=None, evaluate=True, register=True, name=None, options: dict|None = None, card: dict|None = None) -> dict:
-    "Train, evaluate (papermill runs into `reports/runs/<run_id>/`) and register (`card`: extra card entries); return the summary (raises `RunFailed`)."
+              out=None, evaluate=True, register=True, name=None, options: dict|None = None, card: dict|None = None,
+              launcher='local', nproc_per_node=1, nnodes=1, node_rank=0, rdzv_endpoint=None) -> dict:
+    """Train, evaluate (papermill runs into `reports/runs/<run_id>/`) and register (`card`: extra card entries); return the summary (raises `RunFailed`).
+    `launcher='torchrun'`: DDP on `nproc_per_node` processes on each of `nnodes` machines (node 0 evaluates and registers)."""
     out = out or sys.stdout
+    params = dict(params or {})
+    from mlkit.train import check_launch
+    check_launch(params, launcher, nproc_per_node, nnodes, node_rank, rdzv_endpoint)  # unknown names, DDP in a kernel: fail before one starts
+    launch = dict(launcher=launcher, nproc_per_node=int(nproc_per_node), nnodes=int(nnodes), node_rank=int(node_rank), rdzv_endpoint=rdzv_endpoint)
+    worker = launch['node_rank'] > 0      # another node's ranks: train only
     run_id = run_id or new_run_id('train')
     rdir = run_folder(run_id)
     rdir.mkdir(parents=True, exist_ok=True)
-    params = dict(params or {})
-    from mlkit.train import TrainParams
-    TrainParams.make(**params)  # unknown names fail here, before a kernel starts
     durations, name_ = {}, name
     summary = dict(run_id=run_id, status='running', error=None, data_hash=None, git_commit=git_commit(),
                    params=params, durations=durations, model_tag=None, run_dir=str(rdir), notebooks=[], metrics=None)
     dp = _data_params(data, target, sensitive, test_data, options)
-    stages = [('train', dict(**dp, run_dir=str(rdir), run_id=run_id, params=params, progress='lines'))]
-    if evaluate: stages.append(('evaluate', dict(model=str(rdir/'model'), run_dir=str(rdir), run_id=run_id)))
+    if launcher != 'local': summary['launch'] = launch
+    stages = [('train', dict(**dp, run_dir=str(rdir), run_id=run_id, params=params, progress='lines', **launch))]
+    register = register and not worker
+    if evaluate and not worker: stages.append(('evaluate', dict(model=str(rdir/'model'), run_dir=str(rdir), run_id=run_id)))
     try:
         n = len(stages) + bool(register)
         for i, (wf, pars) in enumerate(stages, 1):

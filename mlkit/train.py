@@ -16,9 +16,9 @@ from .features import FeatureTransform
 from .model import Predictor, net_config, build_network
 
 # %% auto #0
-__all__ = ['TrainParams', 'split_train_val', 'ArrayData', 'batch_loader', 'training_rows', 'effective_batch_size', 'auto_epochs',
-           'member_loss', 'TabularModule', 'EpochLine', 'wandb_mode', 'make_wandb_logger', 'FitResult', 'fit',
-           'finish_wandb']
+__all__ = ['LAUNCHERS', 'TrainParams', 'split_train_val', 'ArrayData', 'GlobalBatchSampler', 'batch_loader', 'training_rows',
+           'effective_batch_size', 'auto_epochs', 'member_loss', 'TabularModule', 'EpochLine', 'wandb_mode',
+           'make_wandb_logger', 'FitResult', 'fit', 'finish_wandb', 'needs_launcher', 'check_launch']
 
 # %% ../nbs/04_train.ipynb #d6098557
 @dataclass
@@ -65,7 +65,7 @@ class TrainParams:
             try:
                 if isinstance(v, str):
                     if isinstance(cur, bool): v = v.strip().lower() in ('1', 'true', 'yes', 'on')
-                    elif isinstance(cur, tuple): v = tuple(int(x) for x in v.replace(',', ' ').split())
+                    elif isinstance(cur, tuple): v = tuple(int(x) for x in v.strip('()[] ').replace(',', ' ').split())
                     elif isinstance(cur, int) and k != 'devices': v = int(v)
                     elif isinstance(cur, float): v = float(v)
                     elif k == 'devices' and v.isdigit(): v = int(v)
@@ -89,12 +89,29 @@ class ArrayData(torch.utils.data.Dataset):
     def __len__(self): return len(self.y)
     def __getitem__(self, idx): return self.x_num[idx], self.x_cat[idx], self.y[idx]
 
-def batch_loader(data: ArrayData, batch_size: int, shuffle: bool, seed: int = 0):
-    "A DataLoader yielding whole batches of `data` (shuffled with a seeded generator when `shuffle`)."
-    g = torch.Generator().manual_seed(seed)
-    base = torch.utils.data.RandomSampler(data, generator=g) if shuffle else torch.utils.data.SequentialSampler(data)
-    sampler = torch.utils.data.BatchSampler(base, batch_size, drop_last=False)
-    return torch.utils.data.DataLoader(data, sampler=sampler, batch_size=None)
+# %% ../nbs/04_train.ipynb #1daf5264
+def _rank_world() -> tuple:
+    "(rank, world size) of the initialized default process group, else (0, 1)."
+    d = torch.distributed
+    return (d.get_rank(), d.get_world_size()) if d.is_available() and d.is_initialized() else (0, 1)
+
+class GlobalBatchSampler(torch.utils.data.Sampler):
+    "Batches of `batch_size` indices of `n` rows (shuffled from `seed`); under DDP with `shard`, this rank's share of each."
+    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int = 0, shard: bool = True):
+        self.n, self.batch_size, self.shuffle, self.shard, self.g = n, batch_size, shuffle, shard, torch.Generator().manual_seed(seed)
+    def __len__(self): return -(-self.n // self.batch_size)
+    def __iter__(self):
+        rank, world = _rank_world() if self.shard else (0, 1)
+        if self.shuffle:   # the order RandomSampler draws (it draws a second, unused, permutation per epoch)
+            order = torch.randperm(self.n, generator=self.g); torch.randperm(self.n, generator=self.g)
+        else: order = torch.arange(self.n)
+        for b in order.split(self.batch_size):
+            part = b[rank::world]
+            yield (part if len(part) else b[rank % len(b):][:1]).tolist()   # a last batch smaller than the world
+
+def batch_loader(data: ArrayData, batch_size: int, shuffle: bool, seed: int = 0, shard: bool = True):
+    "A DataLoader yielding whole batches of `data` (shuffled with a seeded generator when `shuffle`; sharded under DDP when `shard`)."
+    return torch.utils.data.DataLoader(data, sampler=GlobalBatchSampler(len(data), batch_size, shuffle, seed, shard), batch_size=None)
 
 # %% ../nbs/04_train.ipynb #68cbc4aa
 def training_rows(df: pd.DataFrame, schema: Schema, params: TrainParams|dict|None = None) -> pd.DataFrame:
@@ -158,7 +175,7 @@ class TabularModule(L.LightningModule):
     def on_train_epoch_start(self): self._acc = [torch.zeros(()), 0]
 
     def on_train_epoch_end(self):   # after the epoch's validation
-        if self._acc[1]: self.log('train_loss', self._acc[0] / self._acc[1], prog_bar=True)
+        if self._acc[1]: self.log('train_loss', self._acc[0] / self._acc[1], prog_bar=True, sync_dist=True)
         sched = self.lr_schedulers()
         if sched is not None: sched.step()
 
@@ -173,14 +190,15 @@ class TabularModule(L.LightningModule):
 
     def on_validation_epoch_end(self):
         out, y = (torch.cat(t) for t in zip(*self._val)); self._val.clear()
-        self.log('val_loss', self.loss_fn(out, y), prog_bar=True)
+        log = dict(prog_bar=True, sync_dist=True)   # DDP: the mean over ranks, so early stopping sees one global value
+        self.log('val_loss', self.loss_fn(out, y), **log)
         if self.binary:
             from sklearn.metrics import roc_auc_score
             p = torch.sigmoid(out).cpu().numpy(); yy = y.cpu().numpy()
-            self.log('val_acc', float(((p >= 0.5) == (yy == 1)).mean()), prog_bar=True)
-            if len(np.unique(yy)) == 2: self.log('val_auc', float(roc_auc_score(yy, p)), prog_bar=True)
-        elif self.task == 'multiclass': self.log('val_acc', float((out.argmax(1) == y).float().mean()), prog_bar=True)
-        else: self.log('val_rmse', float(torch.sqrt(((out - y) ** 2).mean())), prog_bar=True)
+            self.log('val_acc', float(((p >= 0.5) == (yy == 1)).mean()), **log)
+            if len(np.unique(yy)) == 2: self.log('val_auc', float(roc_auc_score(yy, p)), **log)
+        elif self.task == 'multiclass': self.log('val_acc', float((out.argmax(1) == y).float().mean()), **log)
+        else: self.log('val_rmse', float(torch.sqrt(((out - y) ** 2).mean())), **log)
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
@@ -191,6 +209,7 @@ class TabularModule(L.LightningModule):
 class EpochLine(L.Callback):
     "Print one line per epoch: epoch, losses and validation metrics."
     def on_train_epoch_end(self, trainer, module):
+        if not trainer.is_global_zero: return   # one line per epoch, not one per rank
         m = {k: float(v) for k, v in trainer.callback_metrics.items() if not k.startswith('best')}
         body = '  '.join(f"{k}={v:.4f}" for k, v in sorted(m.items()))
         print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  {body}", flush=True)
@@ -240,6 +259,11 @@ def _quiet_lightning():
     warnings.filterwarnings('ignore', message='.*treespec.*')
     warnings.filterwarnings('ignore', message='.*smaller than the logging interval.*')
 
+def _env_rank() -> int:
+    "This process's global rank as a launcher (torchrun, SLURM) sets it in the environment; 0 without one."
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+    return int(getattr(rank_zero_only, 'rank', 0) or 0)
+
 def fit(df: pd.DataFrame, schema: Schema, params: TrainParams|None = None, run_dir=None, run_id=None,
         progress='bar', logger=True, callbacks=None) -> FitResult:
     """Train on `df` (training data only); return the best model by validation loss. `progress`: 'bar', 'lines' or False;
@@ -248,13 +272,14 @@ def fit(df: pd.DataFrame, schema: Schema, params: TrainParams|None = None, run_d
     df = training_rows(df, schema, p)
     _quiet_lightning()
     t0 = time.perf_counter()
+    zero = _env_rank() == 0   # under a launcher: rank 0 alone prints, logs to wandb and writes files
     L.seed_everything(p.seed, workers=True, verbose=False)
     tr, va = split_train_val(df, schema, p.val_fraction, p.seed)
     if not len(tr) or not len(va):
         raise DataError(f"too few rows to train: {len(df)} labelled row(s) give {len(tr)} training and {len(va)} validation rows")
     bs = effective_batch_size(len(tr), p.batch_size)
     epochs, patience = auto_epochs(len(tr), bs, p.max_epochs, p.patience)
-    if progress == 'lines':
+    if progress == 'lines' and zero:
         print(f"{len(tr):,} training rows, {len(va):,} validation rows, batch size {bs}"
               + (f" (batch_size {p.batch_size} is too large for this table)" if bs != p.batch_size else '')
               + f", network {p.network}, at most {epochs} epochs (patience {patience})", flush=True)
@@ -268,8 +293,8 @@ def fit(df: pd.DataFrame, schema: Schema, params: TrainParams|None = None, run_d
     run_id = run_id or new_run_id('train')
     run_dir = Path(run_dir) if run_dir else None
     lg = False
-    if logger is True: lg = make_wandb_logger(run_id, (run_dir or Path(reports_dir())/'runs'/run_id)/'wandb', p.wandb_project, {**asdict(p), **eff})
-    elif logger: lg = logger
+    if logger is True and zero: lg = make_wandb_logger(run_id, (run_dir or Path(reports_dir())/'runs'/run_id)/'wandb', p.wandb_project, {**asdict(p), **eff})
+    elif logger and zero: lg = logger
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     tmp = None if run_dir else Path(tempfile.mkdtemp(prefix='mlkit-fit-'))   # removed after training
     ckpt = ModelCheckpoint(dirpath=str((run_dir or tmp)/'checkpoints'), monitor='val_loss', mode='min',
@@ -280,19 +305,20 @@ def fit(df: pd.DataFrame, schema: Schema, params: TrainParams|None = None, run_d
                                   ([EpochLine()] if progress == 'lines' else []) + list(callbacks or []),
                         enable_progress_bar=progress in (True, 'bar'), enable_model_summary=False, log_every_n_steps=10,
                         default_root_dir=str(run_dir or tmp),
-                        num_sanity_val_steps=0)
+                        num_sanity_val_steps=0, use_distributed_sampler=False)   # batch_loader shards
     try:
-        trainer.fit(module, batch_loader(dtr, bs, True, p.seed), batch_loader(dva, 4096, False))
-        if ckpt.best_model_path:
+        trainer.fit(module, batch_loader(dtr, bs, True, p.seed), batch_loader(dva, 4096, False, shard=False))
+        zero = trainer.is_global_zero
+        if ckpt.best_model_path and zero:   # written by rank 0 (on rank 0's machine)
             module.load_state_dict(torch.load(ckpt.best_model_path, map_location='cpu', weights_only=True)['state_dict'])
     finally:
         if tmp: shutil.rmtree(tmp, ignore_errors=True)
     best = {k: float(v) for k, v in trainer.callback_metrics.items()}
     pred = Predictor(module.net.cpu().eval(), ft)
-    val = _val_metrics(pred, va, schema)
+    val = _val_metrics(pred, va, schema) if zero else {}
     res = FitResult(pred, {**asdict(p), **eff}, val, trainer.current_epoch, len(tr), len(va), round(time.perf_counter() - t0, 3),
                     logger=lg or None)
-    if run_dir:
+    if run_dir and zero:
         res.model_dir = str(run_dir/'model')
         pred.save(res.model_dir)
     if lg:
@@ -329,3 +355,52 @@ def finish_wandb(logger, summary: dict|None = None, artifact_dir=None, name=None
         art.add_dir(str(artifact_dir))
         run.log_artifact(art)
     run.finish()
+
+# %% ../nbs/04_train.ipynb #43cbf43f
+LAUNCHERS = ('local', 'torchrun')
+
+def needs_launcher(strategy) -> bool:
+    "Whether Lightning refuses `strategy` in a notebook kernel (DDP and its kin, but not `ddp_notebook`/`ddp_fork`)."
+    s = str(strategy).lower()
+    return s.startswith(('ddp', 'fsdp', 'deepspeed')) and not s.startswith(('ddp_notebook', 'ddp_fork'))
+
+# %% ../nbs/04_train.ipynb #1b115b80
+def _int(name, v, lo=1):
+    try: v = int(v)
+    except (TypeError, ValueError): raise UsageError(f"{name} must be an integer, got {v!r}") from None
+    if v < lo: raise UsageError(f"{name} must be at least {lo}, got {v}")
+    return v
+
+def check_launch(params: dict|None = None, launcher='local', nproc_per_node=1, nnodes=1, node_rank=0, rdzv_endpoint=None) -> dict:
+    "The training parameters to run `params` with under `launcher`; `UsageError` for a combination that cannot run."
+    params = dict(params or {})
+    p = TrainParams.make(**params)
+    if launcher not in LAUNCHERS: raise UsageError(f"launcher must be one of {', '.join(LAUNCHERS)}, got {launcher!r}")
+    nproc, nn, nr = _int('nproc_per_node', nproc_per_node), _int('nnodes', nnodes), _int('node_rank', node_rank, 0)
+    if launcher == 'local': return _check_local(p, params, nproc, nn, nr, rdzv_endpoint)
+    return _check_torchrun(p, params, nproc, nn, nr, rdzv_endpoint)
+
+# %% ../nbs/04_train.ipynb #176d5030
+def _check_local(p, params, nproc, nn, nr, rdzv_endpoint) -> dict:
+    if needs_launcher(p.strategy) or p.num_nodes > 1:
+        n = p.devices if isinstance(p.devices, int) and p.devices > 1 else 2
+        raise UsageError(f"strategy={p.strategy!r} (num_nodes={p.num_nodes}) cannot run in the notebook kernel (Lightning refuses DDP "
+                         f"in an interactive environment): use `mlkit train --launcher torchrun --nproc-per-node {n}` "
+                         f"(add --nnodes N --node-rank R --rdzv-endpoint HOST:PORT for several machines) instead of -p strategy")
+    if (nproc, nn, nr, rdzv_endpoint) != (1, 1, 0, None):
+        raise UsageError("--nproc-per-node, --nnodes, --node-rank and --rdzv-endpoint need --launcher torchrun")
+    return params
+
+# %% ../nbs/04_train.ipynb #02cb5f99
+def _check_torchrun(p, params, nproc, nn, nr, rdzv_endpoint) -> dict:
+    if nr >= nn: raise UsageError(f"node_rank must be below nnodes ({nn}), got {nr}")
+    if nn > 1 and not rdzv_endpoint: raise UsageError("several nodes need --rdzv-endpoint HOST:PORT (node 0's address)")
+    if rdzv_endpoint is not None:
+        host, _, port = str(rdzv_endpoint).rpartition(':')
+        if not host or not port.isdigit(): raise UsageError(f"rdzv_endpoint must be HOST:PORT, got {rdzv_endpoint!r}")
+    for k, want in (('devices', nproc), ('num_nodes', nn)):
+        if k in params and str(params[k]) != str(want):
+            raise UsageError(f"under torchrun, {k} is {want} (from --nproc-per-node/--nnodes); drop -p {k} {params[k]}")
+    if 'strategy' in params and p.strategy not in ('auto', 'ddp'):
+        raise UsageError(f"under torchrun the strategy is 'ddp', got {p.strategy!r}")
+    return {**params, 'strategy': 'ddp', 'devices': nproc, 'num_nodes': nn}

@@ -68,7 +68,7 @@ def test_train_and_evaluate_papermill_end_to_end(tmp_path, monkeypatch):
     assert set(m['fairness']) == {'sex', 'race'}
     f = m['fairness']['sex']
     assert {'demographic_parity_difference', 'demographic_parity_ratio', 'equalized_odds_difference', 'groups'} <= set(f)
-    assert set(f['groups']) == {'Female', 'Male'} and set(f['groups']['Male']) == {'count', 'selection_rate', 'tpr', 'fpr', 'accuracy'}
+    assert set(f['groups']) == {'Female', 'Male'} and {'count', 'selection_rate', 'tpr', 'fpr', 'accuracy'} <= set(f['groups']['Male'])
     p = pd.read_parquet(d/'predictions.parquet')
     assert list(p.columns) == ['y_true', 'y_score', 'y_pred', 'sex', 'race'] and len(p) == 16281
     assert abs(((p.y_score >= 0.5) == (p.y_true == 1)).mean() - m['accuracy']) < 1e-12
@@ -102,6 +102,12 @@ def test_failing_run_is_recorded(tmp_path):
 def test_unknown_param_is_usage_error():
     r = subprocess.run(mlkit_cmd('train', '-p', 'epochs', '3'), capture_output=True, text=True)
     assert r.returncode == 2 and 'unknown training parameter' in r.stderr
+
+def test_ddp_strategy_in_the_kernel_is_usage_error():
+    "The old README recipe fails at once (Lightning refuses DDP in a notebook kernel) and names the launcher to use."
+    r = subprocess.run(mlkit_cmd('train', '-p', 'strategy', 'ddp', '-p', 'devices', '2'), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and '--launcher torchrun --nproc-per-node 2' in r.stderr, r.stderr
+    assert not (Path(os.environ['MLKIT_REPORTS'])/'runs').exists()       # no run folder, no kernel
 
 def test_plain_papermill_cli(tmp_path):
     "The workflow runs from the plain papermill CLI with -p, as a scheduler would call it."
