@@ -16,10 +16,10 @@ from .runs import Stage, write_json, run_folder, train_run, data_stage, format_d
 # %% auto #0
 __all__ = ['AB_METRICS', 'AB_GUARDRAILS', 'probe_check', 'skill', 'sampling_noise', 'baseline_gates', 'settings_for',
            'production_gates', 'gates', 'Busy', 'run_lock', 'model_metrics', 'judge', 'gate_line', 'gate_refit',
-           'retrain', 'ab_rows', 'join_outcomes', 'unit_frame', 'ab_values', 'ab_metrics', 'guardrails_worse',
-           'ab_decision', 'ab_plan_path', 'ab_plan', 'saved_ab_plan', 'canary_ab', 'canary_report', 'canary_check',
-           'canary_promote', 'format_canary', 'lineage', 'format_lineage', 'request_lineage', 'simulated_batch',
-           'score_through_service', 'main_job', 'format_summary']
+           'optimize_model', 'retrain', 'ab_rows', 'join_outcomes', 'unit_frame', 'ab_values', 'ab_metrics',
+           'guardrails_worse', 'ab_decision', 'ab_plan_path', 'ab_plan', 'saved_ab_plan', 'canary_ab', 'canary_report',
+           'canary_check', 'canary_promote', 'format_canary', 'lineage', 'format_lineage', 'request_lineage',
+           'simulated_batch', 'score_through_service', 'main_job', 'format_summary']
 
 # %% ../nbs/09b_loop.ipynb #3da3b525
 def probe_check(pred, probe: pd.DataFrame) -> dict:
@@ -160,13 +160,13 @@ def model_metrics(tag: str, heldout: pd.DataFrame):
     return evaluate_predictor(pred, heldout, schema)[0]
 
 # %% ../nbs/09b_loop.ipynb #881f745a
-def judge(tag: str, metrics: dict, heldout: pd.DataFrame, s: Settings, validation_ok: bool = True) -> dict:
-    "Every gate for registered model `tag` (evaluated `metrics`) against production on `heldout`: gates, failed, production."
+def judge(tag: str, metrics: dict, heldout: pd.DataFrame, s: Settings, validation_ok: bool = True, pred=None) -> dict:
+    "Every gate for registered model `tag` (evaluated `metrics`; probed with `pred`, default its torch predictor) against production on `heldout`."
     from mlkit.registry import alias_target, load_predictor, model_path
     from mlkit.monitoring import REFERENCE
     prod = alias_target('production')
     pm = model_metrics(prod, heldout) if prod else None
-    _, pred = load_predictor(tag)
+    if pred is None: _, pred = load_predictor(tag)
     probe = probe_check(pred, pd.read_parquet(model_path(tag)/REFERENCE).head(200))
     gl = gates(metrics, pm, s, validation_ok, probe)
     return dict(gates=gl, failed=[g for g in gl if not g['passed']], production=prod, production_metrics=pm)
@@ -192,6 +192,34 @@ def gate_refit(tag: str, run_dir, reason: str, out=None) -> dict:
         res = dict(gates=j['gates'], promoted=True, alias=alias, decision=f"{alias}: all {len(j['gates'])} gates passed")
     save_summary(rdir, res)                    # the run's record says what the gates decided
     return res
+
+# %% ../nbs/09b_loop.ipynb #1243e7a8
+def optimize_model(tag: str, int8: bool = False, settings: Settings|None = None, out=None) -> dict:
+    "Derive an ONNX Runtime model from `tag` and gate it like a retrain; returns the summary (`status`: candidate, rejected or failed)."
+    from mlkit.optimize import derive, OnnxScorer, ParityError
+    from mlkit.registry import resolve, model_path, promote, card as model_card
+    out, parent = out or sys.stdout, resolve(tag)
+    s = settings or settings_for(parent)
+    with run_lock('optimize'):
+        run_id = new_run_id('optimize'); rdir = run_folder(run_id); rdir.mkdir(parents=True, exist_ok=True)
+        summary = dict(run_id=run_id, kind='optimize', status='running', error=None, parent=parent, candidate=None, gates=[], run_dir=str(rdir))
+        try:
+            heldout = load_recorded(model_card(parent))[1]
+            try: d = derive(parent, int8, s, evaluate=partial(evaluate_predictor, resamples=0), heldout=heldout)
+            except ParityError as e:
+                summary.update(status='rejected', reason=str(e)); return summary
+            summary.update(candidate=d['tag'], optimized=d['optimized'], deltas=d['deltas'], onnx=d['onnx'])
+            j = judge(d['tag'], d['metrics'], heldout, s, pred=OnnxScorer(model_path(d['tag'])))
+            summary['gates'] = j['gates']
+            for g in j['gates']: print(gate_line(g), file=out)
+            if j['failed']: summary.update(status='rejected', reason='; '.join(g['message'] for g in j['failed']))
+            else:
+                promote(d['tag'], 'candidate', reason=f"optimize {run_id}: {d['optimized']} of {parent}, {len(j['gates'])} gates passed", run_id=run_id)
+                summary.update(status='candidate', reason='all gates passed')
+            return summary
+        except Exception as e:
+            summary.update(status='failed', error=error_text(e)); raise
+        finally: save_summary(rdir, summary)
 
 # %% ../nbs/09b_loop.ipynb #98e27a54
 def retrain(data=None, target=None, sensitive=None, if_drift=False, params=None, alias='production', out=None, settings=None,

@@ -13,16 +13,18 @@ ALLOWED = {
     'train': {'config', 'data', 'features', 'model'},
     'launch': {'config', 'data', 'model', 'train'},                                 # torchrun's entry point
     'metrics': {'stats', 'config', 'data'},
+    'explain': {'config', 'data', 'features', 'model', 'metrics'},                   # captum; never train
     'registry': {'config', 'data', 'model'},
+    'optimize': {'config', 'data', 'features', 'model', 'registry', 'metrics'},     # onnxruntime; never train (serving may import it)
     'predlog': {'config'},
     'serving': {'config', 'data', 'features', 'model', 'registry', 'predlog'},      # never train, Lightning's side
-    'monitoring': {'stats', 'config', 'data', 'metrics', 'model', 'registry', 'predlog'},  # reads the log, not the service
+    'monitoring': {'stats', 'config', 'data', 'metrics', 'model', 'registry', 'predlog', 'explain'},  # reads the log, not the service
     'slo': {'stats', 'config', 'metrics', 'monitoring', 'registry'},
     'ops': {'config', 'slo', 'monitoring', 'registry'},                              # generated operations files
-    'runs': {'stats', 'config', 'data', 'features', 'model', 'train', 'metrics', 'registry', 'monitoring'},
+    'runs': {'stats', 'config', 'data', 'features', 'model', 'train', 'metrics', 'registry', 'monitoring', 'explain'},
     'sweep': {'config', 'data', 'features', 'model', 'train', 'metrics', 'registry', 'runs'},
-    'loop': {'stats', 'config', 'data', 'metrics', 'model', 'registry', 'predlog', 'monitoring', 'runs', 'serving', 'slo'},
-    'cli': {'stats', 'config', 'data', 'features', 'model', 'train', 'metrics', 'registry', 'predlog', 'serving', 'monitoring', 'slo', 'ops', 'runs', 'loop', 'sweep'},
+    'loop': {'stats', 'config', 'data', 'metrics', 'model', 'registry', 'predlog', 'monitoring', 'runs', 'serving', 'slo', 'explain', 'optimize'},
+    'cli': {'stats', 'config', 'data', 'features', 'model', 'train', 'metrics', 'registry', 'predlog', 'serving', 'monitoring', 'slo', 'ops', 'runs', 'loop', 'sweep', 'explain', 'optimize'},
 }
 
 def mlkit_imports(path: Path) -> set:
