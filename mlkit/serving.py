@@ -12,13 +12,14 @@ import numpy as np
 from .config import MlkitError, UsageError, mlkit_home
 from .data import Schema
 from .registry import bentoml_module, resolve, model_path, verify_folder, alias_target, ModelError
-from .predlog import PredictionLog, _encode
+from .predlog import PredictionLog, LogWriteError, _encode
 
 # %% auto #0
-__all__ = ['Num', 'Cat', 'IdValue', 'Scalar', 'OPEN_PATHS', 'record_model', 'request_model', 'request_adapter', 'response_model',
-           'Scorer', 'strip_dropped', 'echo_ids', 'ServiceMetrics', 'observe_many', 'TickBatcher', 'FastPath',
-           'GuardMiddleware', 'ab_arm', 'header_value', 'unit_values', 'merge_by_arm', 'CanaryRouter',
-           'service_model_ref', 'make_service', 'bentos_dir', 'bentoml_cli', 'serve_args', 'build']
+__all__ = ['Num', 'Cat', 'IdValue', 'Scalar', 'OPEN_PATHS', 'VALIDATION_ERROR', 'ERROR', 'record_model', 'request_model',
+           'request_adapter', 'response_model', 'Scorer', 'strip_dropped', 'echo_ids', 'ServiceMetrics', 'observe_many',
+           'TickBatcher', 'FastPath', 'GuardMiddleware', 'contract_openapi', 'ab_arm', 'header_value', 'unit_values',
+           'merge_by_arm', 'CanaryRouter', 'service_model_ref', 'make_service', 'bentos_dir', 'bentoml_cli',
+           'serve_args', 'build']
 
 # %% ../nbs/07_serving.ipynb #e6d174c1
 import pydantic
@@ -49,8 +50,9 @@ def record_model(schema: Schema, inputs: list, name: str = 'Record'):
     return create_model(name, __config__=ConfigDict(extra='forbid', populate_by_name=False), **fields)
 
 def request_model(record, max_rows: int, base=None):
-    "The `/predict` body: `{\"rows\": [record, ...]}` with 1 to `max_rows` rows."
-    return create_model('PredictRequest', __base__=base or pydantic.BaseModel,
+    "The `/predict` body: `{\"rows\": [record, ...]}` with 1 to `max_rows` rows, and no other key."
+    strict = type('StrictBody', (base or pydantic.BaseModel,), dict(model_config=ConfigDict(extra='forbid'), __module__=__name__))
+    return create_model('PredictRequest', __base__=strict,
                         rows=(list[record], Field(..., min_length=1, max_length=max_rows,
                                                   description=f'1 to {max_rows} records as they appear in the data')))
 
@@ -151,6 +153,7 @@ class ServiceMetrics:
         self.rejected = m.Counter(name='mlkit_rejected_requests', documentation='Requests refused with a 4xx, by reason', labelnames=['reason'])
         self.batch_rows = m.Histogram(name='mlkit_batch_rows', documentation='Rows per model call (requests scored together)',
                                       buckets=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024])
+        self.log_write_errors = m.Counter(name='mlkit_log_write_errors', documentation='Prediction log appends that failed (disk full, folder not writable)')
         self._kids = {}   # labelled children, resolved once: .labels() costs more than the observation itself
 
     def _child(self, metric, **labels):
@@ -171,6 +174,8 @@ class ServiceMetrics:
             if n: self._child(self.unknown, model=tag, column=col).inc(n)
 
     def reject(self, reason: str): self._child(self.rejected, reason=reason).inc()
+
+    def log_failed(self, err=None): self.log_write_errors.inc()
 
 # %% ../nbs/07_serving.ipynb #8fb0e1d4
 def observe_many(hist, values):
@@ -229,7 +234,7 @@ OPEN_PATHS = ('/livez', '/readyz', '/healthz', '/metrics', '/docs', '/docs.json'
 class FastPath:
     "Where `GuardMiddleware` finds the service's handler for `route` (None until the worker's instance is up)."
     def __init__(self, route='/predict', metrics=None):
-        self.route, self.handler, self.metrics = route, None, metrics
+        self.route, self.handler, self.metrics, self.openapi = route, None, metrics, None   # openapi: the /docs.json bytes
 
 class GuardMiddleware:
     "ASGI middleware: body-size limit, JSON well-formedness, optional bearer-token auth, and the service's fast path."
@@ -250,6 +255,8 @@ class GuardMiddleware:
         await self._send(send, status, json.dumps(dict(error=error, **extra)).encode())
 
     async def __call__(self, scope, receive, send):
+        if scope['type'] == 'http' and scope.get('path') == '/docs.json' and self.fast is not None and self.fast.openapi:
+            return await self._send(send, 200, self.fast.openapi)      # the document with the real error bodies (`contract_openapi`)
         if scope['type'] != 'http' or scope.get('method') != 'POST' or scope.get('path') in OPEN_PATHS:
             return await self.app(scope, receive, send)
         headers = dict(scope.get('headers') or [])
@@ -269,21 +276,43 @@ class GuardMiddleware:
             if size > self.max_body: return await self._reply(send, 413, f'request body exceeds the limit of {self.max_body} bytes', 'body_too_large')
             if not msg.get('more_body'): break
         body = b''.join(chunks)
-        ctype = headers.get(b'content-type', b'application/json').split(b';')[0].strip()
-        if ctype == b'application/json':
-            fast = self.fast
-            if fast is not None and fast.handler is not None and scope.get('path') == fast.route:
-                status, payload, extra = await fast.handler(body, headers)
-                return await self._send(send, status, payload, extra)
-            try: json.loads(body)
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                return await self._reply(send, 400, f'malformed JSON body: {e}', 'malformed_json')
+        ctype = headers.get(b'content-type', b'application/json').split(b';')[0].strip().lower()
+        if ctype != b'application/json':    # the only type the API documents (BentoML answered some others with a 500)
+            return await self._reply(send, 415, f"unsupported content type {ctype.decode('latin-1')!r}: send application/json", 'unsupported_media_type')
+        fast = self.fast
+        if fast is not None and fast.handler is not None and scope.get('path') == fast.route:
+            status, payload, extra = await fast.handler(body, headers)
+            return await self._send(send, status, payload, extra)
+        try: json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            return await self._reply(send, 400, f'malformed JSON body: {e}', 'malformed_json')
         done = False
         async def replay():
             nonlocal done
             if not done: done = True; return dict(type='http.request', body=body, more_body=False)
             return await receive()
         return await self.app(scope, replay, send)
+
+# %% ../nbs/07_serving.ipynb #17830eb1
+VALIDATION_ERROR = dict(type='object', title='ValidationErrorItem', required=['type', 'loc', 'msg'],
+                        properties=dict(type=dict(type='string'), loc=dict(type='array', items=dict(anyOf=[dict(type='string'), dict(type='integer')])),
+                                        msg=dict(type='string'), url=dict(type='string')))
+ERROR = dict(type='object', title='Error', required=['error'], properties=dict(error=dict(type='string', title='Message')))
+
+def contract_openapi(spec: dict, route: str = '/predict') -> dict:
+    "BentoML's OpenAPI `spec` (a dict) saying what `route` really answers: body required (no other keys), 400 with a list `detail`, 401/413/415/503."
+    comps = spec.setdefault('components', {}).setdefault('schemas', {})
+    comps['ValidationErrorItem'], comps['Error'] = VALIDATION_ERROR, ERROR
+    comps['InvalidArgument'] = dict(ERROR, title='InvalidArgument', description='Bad Request: a malformed body, or the validation errors in `detail`',
+                                    properties=dict(ERROR['properties'], detail=dict(type='array', items={'$ref': '#/components/schemas/ValidationErrorItem'})))
+    op = spec['paths'][route]['post']
+    op['requestBody']['required'] = True
+    for media in op['requestBody']['content'].values(): media['schema']['additionalProperties'] = False   # both paths refuse other keys
+    err = lambda d: dict(description=d, content={'application/json': dict(schema={'$ref': '#/components/schemas/Error'})})
+    op['responses'].update({'401': err('Unauthorized: missing or wrong bearer token'), '413': err('Request body too large'),
+                            '415': err('Unsupported media type: the body must be application/json'),
+                            '503': err('Service unavailable: the prediction log cannot be written (log_required), or too many requests in flight')})
+    return spec
 
 # %% ../nbs/07_serving.ipynb #70b8f736
 def ab_arm(value, salt: str, share: float) -> bool:
@@ -367,6 +396,7 @@ def service_model_ref(model=None, alias=None, entry_dir=None) -> str:
 def _error_json(exc) -> tuple:
     "(status, body) of BentoML's answer to an exception raised while scoring (the same JSON as its endpoint)."
     from bentoml.exceptions import BentoMLException
+    if isinstance(exc, LogWriteError): return 503, json.dumps(dict(error=f'prediction not served: {exc} and log_required is set')).encode()
     status = exc.error_code.value if isinstance(exc, BentoMLException) else 500
     if status in (401, 403): err = 'Authorization error'
     elif status >= 500: err = 'An unexpected error has occurred, please check the server log.'
@@ -423,7 +453,9 @@ def make_service(model=None, alias=None, entry_dir=None, max_rows=None, max_batc
 
         def __init__(self):
             self.metrics = fast.metrics = ServiceMetrics()
-            self.scorer = Scorer(tag, self.bento_model.path, metrics=self.metrics)
+            plog = PredictionLog(settings=settings, on_error=self.metrics.log_failed)   # bounds and log_required: the settings read at start
+            self.scorer = Scorer(tag, self.bento_model.path, log=plog, metrics=self.metrics)
+            fast.openapi = json.dumps(contract_openapi(MlkitService.openapi_spec.asdict())).encode()
             self._batchers = {}
             self.canary = CanaryRouter(canary_mode, share, self.metrics, self.scorer.log) if canary_mode != 'off' else None
             if use_fast: fast.handler = self.handle
@@ -490,7 +522,7 @@ def make_service(model=None, alias=None, entry_dir=None, max_rows=None, max_batc
             rid = headers.get(b'x-request-id', b'').decode('latin-1')[:128] or os.urandom(16).hex()
             try: tag_, preds = await self._predict(rows, rid, headers)
             except Exception as e:
-                log.exception('POST /predict failed (request %s)', rid)
+                if not isinstance(e, LogWriteError): log.exception('POST /predict failed (request %s)', rid)   # counted instead
                 status, payload = _error_json(e)
                 return status, payload, ()
             return 200, _encode(dict(model=tag_, request_id=rid, predictions=preds)), ((b'x-request-id', rid.encode('latin-1')), (b'server', b'BentoML Service/mlkit'))
@@ -498,8 +530,12 @@ def make_service(model=None, alias=None, entry_dir=None, max_rows=None, max_batc
         async def predict(self, rows, ctx) -> dict:
             "Score records as they appear in the data (every column but the target)."
             rid = (ctx.request.headers.get('x-request-id') or '')[:128] or uuid.uuid4().hex
-            tag_, preds = await self._predict([r.model_dump(by_alias=True) for r in rows], rid, ctx.request.headers)
             ctx.response.headers['X-Request-ID'] = rid
+            try: tag_, preds = await self._predict([r.model_dump(by_alias=True) for r in rows], rid, ctx.request.headers)
+            except LogWriteError as e:     # the same 503 as the fast path (BentoML would answer a generic 500)
+                from starlette.responses import Response as HTTPResponse
+                ctx.response.status_code = 503
+                return HTTPResponse(_error_json(e)[1], status_code=503, media_type='application/json')
             return Response.model_construct(model=tag_, request_id=rid, predictions=[Pred.model_construct(**p) for p in preds])
         predict.__annotations__.update(ctx=bentoml.Context, **{'return': Response})   # real types: this module defers annotations
         predict = bentoml.api(route='/predict', input_spec=Request)(predict)

@@ -355,3 +355,43 @@ def test_ab_canary_sticky_assignment_splits_batches_and_logs_arm_and_unit(mc_hom
     assert (hdr.arm == np.where(hdr.model == cand, 'candidate', 'production')).all()
     none = log[log.request_id.str.startswith(f'ab{fast}-anon-')]
     assert len(none) == 20 and none.unit.isna().all() and set(none.arm) <= {'production', 'candidate'}
+
+# --- the prediction log cannot be written -------------------------------------------------------------------------
+
+def _broken_log(home, how):
+    "A prediction log folder where every write fails: a path under a file (ENOTDIR, for root too) or a current file that is /dev/full (ENOSPC)."
+    from datetime import datetime, timezone
+    d = Path(home)/f'broken-{how}-{os.getpid()}-{time.time_ns()}'
+    if how == 'full_disk':
+        d.mkdir(); (d/f'predictions-{datetime.now(timezone.utc):%Y-%m-%d}.jsonl').symlink_to('/dev/full')
+        return d
+    d.write_text('a file, not a folder')
+    return d/'log'
+
+def _log_errors(url):
+    m = httpx.get(url + '/metrics').text
+    return sum(float(l.split()[-1]) for l in m.splitlines() if l.startswith('mlkit_log_write_errors_total'))
+
+@pytest.mark.parametrize('how', ['path_is_a_file', 'full_disk'])
+def test_log_write_failure_counted_and_requests_still_served(home, rows, how):
+    "Default (log_required false): the service answers 200 and counts mlkit_log_write_errors_total (an alert rule fires on it)."
+    p, url = start_server(home[0], MLKIT_PREDICTION_LOG=str(_broken_log(home[0], how)))
+    try:
+        assert _log_errors(url) == 0
+        codes = [post(url, {'rows': records(rows.head(2))}).status_code for _ in range(3)]
+        errors = _log_errors(url)
+    finally: stop(p)
+    assert codes == [200] * 3 and errors == 3, (codes, errors)
+
+@pytest.mark.parametrize('fast', ['1', '0'])
+def test_log_required_answers_503_when_the_log_fails(home, rows, fast):
+    "log_required = true: a prediction that cannot be logged is not served: 503 with a clear error, on both paths; counted too."
+    p, url = start_server(home[0], MLKIT_PREDICTION_LOG=str(_broken_log(home[0], 'path_is_a_file')), MLKIT_LOG_REQUIRED='true', MLKIT_FAST_PATH=fast)
+    try:
+        r = post(url, {'rows': records(rows.head(2))})
+        errors = _log_errors(url)
+        ok = httpx.get(url + '/readyz').status_code
+    finally: stop(p)
+    assert r.status_code == 503, (r.status_code, r.text)
+    assert 'prediction log cannot be written' in r.json()['error'] and 'log_required' in r.json()['error'], r.text
+    assert errors == 1 and ok == 200
