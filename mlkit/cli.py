@@ -205,6 +205,45 @@ def _cmd_slo(a):
         print(format_slos(rows))
     return 3 if any(r['met'] is False for r in rows) else 0
 
+# %% ../nbs/10_cli.ipynb #6b697bb2
+def _cmd_explain(a):
+    from mlkit import monitoring as Mo
+    from mlkit.explain import format_explanation
+    if a.request_id:
+        if a.ref or a.data: raise UsageError('--request-id explains a logged answer with the model that gave it: give no TAG or --data')
+        res = Mo.explain_request(a.request_id)
+        head = f"request {res['request_id']} answered by model {res['model']} ({res['steps']} steps)"
+    elif not a.ref: raise UsageError('give a model TAG or --request-id ID')
+    else:
+        res = Mo.explain_model(a.ref, a.data, a.rows)
+        head = (f"model {res['model']} on {res['data']}: {res['ms_per_row']:.1f} ms a row at {res['steps']} steps, "
+                f"completeness error at most {res['completeness']['max_abs_error']:.1e}")
+    print(json.dumps(res, indent=1, default=str) if a.json else head + '\n' + format_explanation(res))
+    return 0
+
+# %% ../nbs/10_cli.ipynb #cbe28ea2
+def _cmd_optimize(a):
+    import io
+    from mlkit.loop import optimize_model, gate_line
+    s = optimize_model(a.model, int8=a.int8, out=io.StringIO())
+    if a.json: print(json.dumps(s, indent=1, default=str)); return 3 if s['status'] == 'rejected' else 0
+    print(f"optimize {s['run_id']}: {s['status']}" + (f" — {s.get('reason')}" if s.get('reason') else ''))
+    for g in s.get('gates', []): print(gate_line(g))
+    d = s.get('deltas') or {}
+    if d: print(f"  {_deltas_line(d)}")
+    if s.get('candidate'): print(f"{s.get('optimized')} model {s['candidate']} of {s['parent']}" + (' (alias candidate)' if s['status'] == 'candidate' else ' (rejected)'))
+    print(f"summary: {s['run_dir']}/summary.json")
+    return 3 if s['status'] == 'rejected' else 0
+
+# %% ../nbs/10_cli.ipynb #f5d1c661
+def _deltas_line(d: dict) -> str:
+    "One line of an optimized model's deltas against its parent."
+    q = ', '.join(f"{k} {d[k]:+.4f}" for k in ('accuracy', 'roc_auc', 'rmse') if k in d)
+    lat = d.get('latency_us') or {}
+    return (f"max score diff {d['max_abs_score_diff']:.3g}" + (f"; {q}" if q else '') + f"; size {d['size_bytes']['onnx']:,} vs "
+            f"{d['size_bytes']['torch']:,} bytes (torch); latency 1 row {lat['onnx']['1']} vs {lat['torch_eager']['1']} µs, "
+            f"100 rows {lat['onnx']['100']} vs {lat['torch_eager']['100']} µs (eager torch)")
+
 # %% ../nbs/10_cli.ipynb #2a3974f3
 def _cmd_sweep(a):
     from mlkit.sweep import sweep_run
@@ -244,19 +283,10 @@ def _cmd_train(a):
     print(f"run {s['run_id']}: {s['run_dir']}")
     return 0
 
-# %% ../nbs/10_cli.ipynb #dca4e37d
-def _with_grace(argv, grace_s) -> list:
-    "`argv` of `bentoml serve` with BentoML's graceful-shutdown timeout (`grace_s` rounded up, at least 1 s), unless it has one."
-    import math
-    if '--timeout-graceful-shutdown' in argv: return list(argv)
-    return [*argv, '--timeout-graceful-shutdown', str(max(1, math.ceil(grace_s)))]
-
 # %% ../nbs/10_cli.ipynb #a9f6f1c6
 def _cmd_serve(a):
     from mlkit.serving import serve_args
-    from mlkit.config import load_settings
     argv, env = serve_args(_model_ref(a), a.port, a.host, a.workers)
-    argv = _with_grace(argv, load_settings().shutdown_grace_s)
     print(f"serving {env['MLKIT_MODEL']} on http://{a.host}:{a.port} with {env.get('MLKIT_WORKERS', 1)} worker(s) (docs: /docs, metrics: /metrics)", flush=True)
     sys.stderr.flush()
     try: os.execvpe(argv[0], argv, env)                # never returns: this process becomes the server
@@ -373,6 +403,18 @@ def make_parser() -> argparse.ArgumentParser:
     li.add_argument('ref', nargs='?', metavar='TAG'); li.add_argument('--request-id', help='which model answered this request')
     li.add_argument('--json', action='store_true')
     li.set_defaults(func=_cmd_lineage)
+    ex = sub.add_parser('explain', help='attributions per raw column (integrated gradients): per row and global, per sensitive group, possible proxies')
+    ex.add_argument('ref', nargs='?', metavar='TAG', help='name:version, name (latest) or @alias')
+    ex.add_argument('--data', metavar='PATH', help="rows to explain (CSV/Parquet); default: the model's reference sample")
+    ex.add_argument('--rows', type=int, default=5, help='explain the first N rows one by one (default 5)')
+    ex.add_argument('--request-id', metavar='ID', help='explain this logged answer with the model that gave it')
+    ex.add_argument('--json', action='store_true')
+    ex.set_defaults(func=_cmd_explain)
+    op = sub.add_parser('optimize', help='ONNX Runtime copy of a model (fp32, or --int8), parity-checked and gated like a retrain; exit 0 candidate, 3 rejected, 75 busy')
+    op.add_argument('model', metavar='TAG', help='model to optimize: name:version, name or @alias')
+    op.add_argument('--int8', action='store_true', help='dynamic int8 quantization (smaller, faster; scores may move up to int8_max_abs_diff)')
+    op.add_argument('--json', action='store_true', help='print the run summary as JSON')
+    op.set_defaults(func=_cmd_optimize)
     t = sub.add_parser('train', help='train and evaluate a model as papermill runs (reports/runs/<run_id>/)')
     _run_args(t); _launch_args(t)
     t.set_defaults(func=_cmd_train)

@@ -86,6 +86,7 @@ class Settings:
     proxy_ratio: float = 2.0             # a feature this many times more important in one group than another is a possible proxy
     onnx_max_abs_diff: float = 1e-4      # largest score difference an fp32 ONNX export may show against torch (parity)
     int8_max_abs_diff: float = 0.02      # the same for an int8-quantized model (its quality then goes through the gates)
+    export_onnx: bool = True             # every registered model carries a parity-checked fp32 ONNX file, which serving scores with
 
     def __post_init__(self):
         if self.breach_rule not in ('interval', 'point'): raise UsageError(f"breach_rule must be 'interval' or 'point', not {self.breach_rule!r}")

@@ -9,15 +9,16 @@ from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np, pandas as pd
-from .config import DataError, MlkitError, Settings, load_settings, mlkit_home, new_run_id, reports_dir
+from .config import DataError, MlkitError, UsageError, Settings, load_settings, mlkit_home, new_run_id, reports_dir
 from .data import Schema, read_table, load_recorded
 from .registry import resolve, model_path, verify_folder, card as model_card
 
 # %% auto #0
-__all__ = ['REFERENCE', 'reference_frame', 'reference_sample', 'current_frame', 'attach_labels', 'prediction_column',
-           'drift_report', 'completeness', 'freshness', 'selection_parity', 'accuracy_floor', 'quality_breaches',
-           'breaches', 'fairness_html', 'workspace_dir', 'log_to_workspace', 'model_outputs', 'logged_outputs',
-           'live_quality', 'quality_line', 'monitor']
+__all__ = ['REFERENCE', 'EXPLAIN_SAMPLE_ROWS', 'reference_frame', 'reference_sample', 'current_frame', 'attach_labels',
+           'prediction_column', 'drift_report', 'completeness', 'freshness', 'selection_parity', 'accuracy_floor',
+           'quality_breaches', 'breaches', 'fairness_html', 'workspace_dir', 'log_to_workspace', 'model_outputs',
+           'logged_outputs', 'live_quality', 'quality_line', 'attribution_drift', 'monitor', 'explain_model',
+           'explain_request']
 
 # %% ../nbs/08_monitoring.ipynb #9a3b8a1c
 REFERENCE = 'reference.parquet'
@@ -380,6 +381,24 @@ def quality_line(res: dict) -> str:
     from mlkit.metrics import value_text
     return '  '.join(f"{k} {value_text(q, k)}" for k, v in (q.get('headline') or {}).items() if isinstance(v, (int, float))) + f" on {q['labelled_rows']:,} labelled rows"
 
+# %% ../nbs/08_monitoring.ipynb #3296010f
+EXPLAIN_SAMPLE_ROWS = 1000    # rows (a seeded sample) global importance is computed on, per side
+
+def _importance(pred, df: pd.DataFrame, schema: Schema, s: Settings, rows: int = EXPLAIN_SAMPLE_ROWS, target=None) -> dict:
+    "Global importance (overall, per sensitive group, proxies) on a seeded sample of at most `rows` rows of `df`."
+    from mlkit.explain import explain_frame, global_importance
+    df = df.sample(rows, random_state=0) if len(df) > rows else df
+    sens = {c: df[c].to_numpy() for c in schema.sensitive if c in df.columns}
+    return global_importance(explain_frame(pred, df, s, target), sens, s.min_group_size, s.proxy_ratio)
+
+# %% ../nbs/08_monitoring.ipynb #8c789ab9
+def attribution_drift(pred, reference: pd.DataFrame, current: pd.DataFrame, schema: Schema, s: Settings) -> dict:
+    "Global importance on the reference and on the current sample, compared (`explain.importance_drift`), with each side's proxies."
+    from mlkit.explain import importance_drift
+    try: ref, cur = _importance(pred, reference, schema, s), _importance(pred, current, schema, s)
+    except UsageError as e: return dict(error=str(e))
+    return dict(importance_drift(ref, cur), reference_proxies=ref['proxies'], current_proxies=cur['proxies'])
+
 # %% ../nbs/08_monitoring.ipynb #f9ffa396
 def monitor(current=None, from_log=False, since=None, labels=None, model=None, alias='production', out_dir=None,
             settings: Settings|None = None, workspace=True, **overrides) -> dict:
@@ -406,6 +425,7 @@ def monitor(current=None, from_log=False, since=None, labels=None, model=None, a
                rows=len(cur), sampled_rows=len(sample), sampled=len(sample) < len(cur), **drift, completeness=completeness(cur, schema.features),
                freshness=freshness(cur, None if from_log else current), quality=None, fairness=None, baseline=None)
     _quality_and_fairness(res, pred, schema, sample, outs, card.get('metrics') or {}, s)
+    res['attribution_drift'] = attribution_drift(pred, ref, sample, schema, s)
     res['breaches'] = breaches(res, s)
     res['thresholds'] = {k: getattr(s, k) for k in ('max_drift_share', 'feature_drift_threshold', 'prediction_drift_threshold', 'min_accuracy',
                                                      'max_quality_drop', 'max_fairness_gap', 'min_completeness', 'max_staleness_hours', 'monitor_sample_rows',
@@ -416,3 +436,59 @@ def monitor(current=None, from_log=False, since=None, labels=None, model=None, a
     res['out_dir'] = str(out)
     (out/'monitor.json').write_text(json.dumps(res, indent=1, default=str))
     return res
+
+# %% ../nbs/08_monitoring.ipynb #b5cccd30
+def _load_model(ref) -> tuple:
+    "(tag, folder, predictor, schema) of a registered model, verified."
+    from mlkit.model import Predictor
+    tag = resolve(ref)
+    folder = model_path(tag)
+    verify_folder(folder, tag)
+    return tag, folder, Predictor.load(folder), Schema.load(folder/'schema.json')
+
+# %% ../nbs/08_monitoring.ipynb #4d439f0f
+def explain_model(ref, data=None, rows: int = 5, settings: Settings|None = None, target=None) -> dict:
+    "Attributions of the first `rows` rows of `data` (default: the reference sample) and global importance; see above."
+    from mlkit.explain import explain_frame, row_explanations
+    s = settings or load_settings()
+    if rows < 1: raise UsageError(f"rows must be at least 1, got {rows}")
+    tag, folder, pred, schema = _load_model(ref)
+    df = read_table(data) if data is not None else reference_frame(folder)
+    missing = [c for c in pred.transform.inputs if c not in df.columns]
+    if missing: raise DataError(f"{data or 'the reference sample'} lacks model input column(s): {', '.join(missing)}")
+    t0 = time.perf_counter(); r = explain_frame(pred, df.head(rows), s, target); ms = (time.perf_counter() - t0) / len(r['score']) * 1e3
+    imp = _importance(pred, df, schema, s, target=target)
+    err = np.abs(r['delta'])
+    return dict(model=tag, task=pred.task, data=str(data) if data is not None else 'reference sample', steps=s.explain_steps,
+                rows=[dict(row=i, **e) for i, e in enumerate(row_explanations(r, pred.classes))], importance=imp,
+                completeness=dict(max_abs_error=float(err.max()), mean_abs_error=float(err.mean())), ms_per_row=round(ms, 3))
+
+# %% ../nbs/08_monitoring.ipynb #0424a1ce
+def _plain(v):
+    "A logged input value as the request gave it: NaN (a field this row lacked) back to None, numpy scalars to Python."
+    if v is None or (isinstance(v, float) and np.isnan(v)): return None
+    return v.item() if isinstance(v, np.generic) else v
+
+def _request_rows(request_id, folder=None) -> pd.DataFrame:
+    "The log rows of `request_id` that answered the client (not shadow, not error)."
+    from mlkit.predlog import read_prediction_log
+    log = read_prediction_log(folder)
+    rows = log[log['request_id'].astype(str) == str(request_id)] if len(log) else log
+    for c in ('error', 'shadow'):
+        if c in rows.columns: rows = rows[rows[c].isna()]
+    if len(rows) == 0: raise DataError(f"no answered prediction with request id {request_id!r} in the prediction log")
+    return rows[rows['model'] == rows['model'].iloc[0]]
+
+# %% ../nbs/08_monitoring.ipynb #19f92fa5
+def explain_request(request_id, folder=None, settings: Settings|None = None, target=None) -> dict:
+    "Explain the answer the service logged for `request_id` with the model that gave it; see above."
+    from mlkit.explain import attribute, row_explanations
+    s = settings or load_settings()
+    rows = _request_rows(request_id, folder)
+    tag, _, pred, _ = _load_model(str(rows['model'].iloc[0]))
+    records = [{c: _plain(r.get(c)) for c in pred.transform.inputs} for r in rows.to_dict('records')]
+    r = attribute(pred, pred.transform.transform_records(records), target, s.explain_steps)
+    col = 'value' if pred.task == 'regression' else 'score'
+    logged = rows[col].tolist() if col in rows.columns else [None] * len(rows)
+    out = [dict(row=i, logged_score=_plain(l), **e) for i, (l, e) in enumerate(zip(logged, row_explanations(r, pred.classes)))]
+    return dict(request_id=str(request_id), model=tag, task=pred.task, steps=s.explain_steps, inputs=records, rows=out)

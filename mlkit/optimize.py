@@ -18,7 +18,8 @@ from .model import Predictor, NET, TRANSFORM, WEIGHTS, _first
 # %% auto #0
 __all__ = ['ONNX', 'INPUTS', 'OUTPUT', 'REFERENCE', 'EXPORTERS', 'BACKENDS', 'example_inputs', 'export_onnx', 'quantize_int8',
            'onnx_threads', 'session', 'OnnxScorer', 'reference_rows', 'max_score_diff', 'ParityError', 'check_parity',
-           'median_us', 'latency_us', 'write_onnx', 'quality_deltas', 'derive', 'onnx_parity', 'load_scorer']
+           'median_us', 'latency_us', 'write_onnx', 'quality_deltas', 'derive', 'attach_onnx', 'onnx_parity',
+           'load_scorer']
 
 # %% ../nbs/06c_optimize.ipynb #c0f944d2
 ONNX, INPUTS, OUTPUT = 'model.onnx', ('x_num', 'x_cat'), 'out'
@@ -251,6 +252,18 @@ def derive(tag, int8: bool = False, settings: Settings|None = None, evaluate=Non
                       latency_us=dict(torch_eager=latency_us(pred, ref), onnx=latency_us(scorer, ref)))
         new = register(d, parent.split(':')[0], _derived_card(pcard, parent, kind, rec, m, deltas), labels=dict(optimized=kind))
     return dict(tag=new, parent=parent, optimized=kind, onnx=rec, deltas=deltas, metrics=m)
+
+# %% ../nbs/06c_optimize.ipynb #8c43b5ca
+def attach_onnx(folder, settings: Settings|None = None) -> dict:
+    "Write a parity-checked fp32 `model.onnx` into the unregistered model folder `folder`; its card record (`parity_passed` False and `reason` when it failed)."
+    s, folder = settings or load_settings(), Path(folder)
+    pred = Predictor.load(folder)
+    try:
+        rec = write_onnx(pred, folder)
+        return dict(rec, **check_parity(pred, OnnxScorer(folder), reference_rows(folder), s.onnx_max_abs_diff))
+    except (DataError, ParityError) as e:
+        (folder/ONNX).unlink(missing_ok=True)
+        return dict(file=None, parity_passed=False, reason=str(e))
 
 # %% ../nbs/06c_optimize.ipynb #69542133
 BACKENDS = ('onnx', 'torch')

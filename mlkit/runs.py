@@ -189,6 +189,9 @@ def register_run(rdir, name: str, extra: dict|None = None) -> str:
     from mlkit.data import load_recorded
     train = load_recorded(pj)[0]
     reference_sample(train, 5000, pj.get('seed', 0)).to_parquet(rdir/'model'/REFERENCE, index=False)
+    if load_settings().export_onnx:      # served by ONNX Runtime when it passes parity (`optimize.attach_onnx`)
+        from mlkit.optimize import attach_onnx
+        card['onnx'] = attach_onnx(rdir/'model')
     return register(rdir/'model', name, card)
 
 def train_run(data=None, target=None, sensitive=None, test_data=None, params: dict|None = None, run_id=None,
@@ -343,4 +346,8 @@ def format_metrics(m: dict) -> str:
         small = f" (small groups left out: {', '.join(map(str, f['small_groups']))})" if f.get('small_groups') else ''
         lines.append(f"fairness {attr}: demographic parity diff {value_text(f, 'demographic_parity_difference', 3)} "
                      f"(ratio {value_text(f, 'demographic_parity_ratio', 3)}), equalized odds diff {value_text(f, 'equalized_odds_difference', 3)}{small}")
+    imp = m.get('importance') or {}
+    if imp.get('overall'):    # global importance (mean |attribution|, `explain`), top five, and any possible proxy
+        lines.append('importance: ' + ', '.join(f"{c} {v:.3f}" for c, v in list(imp['overall'].items())[:5]) +
+                     ''.join(f"; possible proxy of {p['attribute']}: {p['feature']} ({p['ratio']:.1f}x)" for p in imp.get('proxies') or []))
     return '\n'.join(lines)

@@ -18,8 +18,8 @@ from .predlog import PredictionLog, LogWriteError, _encode
 __all__ = ['Num', 'Cat', 'IdValue', 'Scalar', 'OPEN_PATHS', 'VALIDATION_ERROR', 'ERROR', 'record_model', 'request_model',
            'request_adapter', 'response_model', 'Scorer', 'strip_dropped', 'echo_ids', 'ServiceMetrics', 'observe_many',
            'TickBatcher', 'FastPath', 'GuardMiddleware', 'contract_openapi', 'ab_arm', 'header_value', 'unit_values',
-           'merge_by_arm', 'CanaryRouter', 'service_model_ref', 'make_service', 'bentos_dir', 'bentoml_cli',
-           'serve_args', 'build']
+           'merge_by_arm', 'CanaryRouter', 'explain_rows', 'service_model_ref', 'make_service', 'bentos_dir',
+           'bentoml_cli', 'serve_args', 'build']
 
 # %% ../nbs/07_serving.ipynb #e6d174c1
 import pydantic
@@ -85,13 +85,12 @@ def response_model(task: str, base=None, ids: bool = False):
 class Scorer:
     "A verified model ready to score raw records, with its prediction log and metrics."
     def __init__(self, tag: str, folder, log: PredictionLog|None = None, metrics=None):
-        from mlkit.model import Predictor
+        from mlkit.optimize import load_scorer
         import torch
         torch.set_num_threads(int(os.environ.get('MLKIT_TORCH_THREADS', '1')))
         self.tag, self.folder = tag, Path(folder)
         verify_folder(self.folder, tag)
-        self.predictor = Predictor.load(self.folder)
-        if os.environ.get('MLKIT_TORCHSCRIPT', '1') != '0': self.predictor.optimize()   # frozen graph: ~2x faster small calls
+        self.predictor = load_scorer(self.folder)   # ONNX Runtime when the model carries a parity-checked ONNX file, else eager torch
         self.schema = Schema.load(self.folder/'schema.json')
         self.inputs = self.predictor.transform.inputs
         self.log = log if log is not None else PredictionLog()
@@ -384,6 +383,17 @@ class CanaryRouter:
             self.log.append([dict(ts=datetime.now(timezone.utc).isoformat(), request_id=request_id, model=tag,
                                   inputs={}, error=f"{type(err).__name__}: {err}"[:300], arm='candidate')])
 
+# %% ../nbs/07_serving.ipynb #0c6cdef3
+async def explain_rows(service, records: list, settings, dropped: set, bentoml) -> dict:
+    "The body of `POST /explain`: `explain.explain_records` with the served model's eager network, off the event loop."
+    from mlkit.explain import explain_records
+    from mlkit.model import Predictor
+    if len(records) > settings.explain_max_rows:
+        raise bentoml.exceptions.InvalidArgument(f"explain takes at most {settings.explain_max_rows} rows (explain_max_rows), got {len(records)}")
+    if getattr(service, '_explainer', None) is None: service._explainer = Predictor.load(service.scorer.folder)   # torch, for gradients
+    out = await asyncio.to_thread(explain_records, service._explainer, strip_dropped(records, dropped), settings)
+    return dict(model=service.scorer.tag, explanations=out)
+
 # %% ../nbs/07_serving.ipynb #f36c2f44
 def service_model_ref(model=None, alias=None, entry_dir=None) -> str:
     "The model reference the service loads; see `make_service`."
@@ -540,6 +550,13 @@ def make_service(model=None, alias=None, entry_dir=None, max_rows=None, max_batc
         predict.__annotations__.update(ctx=bentoml.Context, **{'return': Response})   # real types: this module defers annotations
         predict = bentoml.api(route='/predict', input_spec=Request)(predict)
 
+        if settings.explain_endpoint:   # off by default: integrated gradients cost ~5-15 ms of CPU a row
+            async def explain(self, rows, ctx) -> dict:
+                "Attributions per raw column (integrated gradients) for at most `explain_max_rows` records, same body as /predict."
+                return await explain_rows(self, [r.model_dump(by_alias=True) for r in rows], settings, dropped, bentoml)
+            explain.__annotations__.update(ctx=bentoml.Context, **{'return': dict})
+            explain = bentoml.api(route='/explain', input_spec=Request)(explain)
+
     MlkitService.add_asgi_middleware(GuardMiddleware, fast=fast)
     return MlkitService
 
@@ -572,11 +589,13 @@ def bentoml_cli():
 
 def serve_args(ref=None, port=3000, host='127.0.0.1', workers=None) -> tuple:
     "`(argv, env)` that start the service for `ref` (default: the production alias) with `workers` processes."
-    import sys
+    import math, sys
+    from mlkit.config import load_settings
     tag = resolve(ref or '@production')
     verify_folder(model_path(tag), tag)
+    grace = max(1, math.ceil(load_settings().shutdown_grace_s))   # after SIGTERM: requests in flight get this long, then workers stop
     argv = [sys.executable, '-c', 'from mlkit.serving import bentoml_cli; bentoml_cli()', 'serve', 'service:MlkitService',
-            '--working-dir', str(bentos_dir()), '--host', host, '--port', str(port)]
+            '--working-dir', str(bentos_dir()), '--host', host, '--port', str(port), '--timeout-graceful-shutdown', str(grace)]
     env = _bentoml_env(tag)
     env['MLKIT_PROMETHEUS_DIR'] = str(mlkit_home()/'run'/f'prometheus-{host}-{port}')
     if workers is not None:

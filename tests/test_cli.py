@@ -1,4 +1,4 @@
-import subprocess, sys
+import json, subprocess, sys
 from pathlib import Path
 from conftest import mlkit_cmd
 from mlkit import __version__
@@ -109,13 +109,33 @@ def test_ops_export_writes_and_prints_every_file(tmp_path):
     assert any(n.startswith('k8s/') for n in names), names
 
 def test_serve_execs_the_server_with_the_grace_period(monkeypatch, capsys):
-    "`mlkit serve` replaces itself with serve_args' command, BentoML's graceful-shutdown timeout set from shutdown_grace_s."
+    "`mlkit serve` replaces itself with serve_args' command, whose graceful-shutdown timeout comes from shutdown_grace_s."
     import os, mlkit.serving
     from mlkit.cli import main
     execs = []
-    monkeypatch.setattr(mlkit.serving, 'serve_args', lambda ref, port, host, workers: (['bentoml', 'serve', '--port', str(port)], {'MLKIT_MODEL': 'adult:1'}))
+    monkeypatch.setattr(mlkit.serving, 'resolve', lambda ref: 'adult:1')
+    monkeypatch.setattr(mlkit.serving, 'model_path', lambda tag: None)
+    monkeypatch.setattr(mlkit.serving, 'verify_folder', lambda folder, tag: None)
     monkeypatch.setattr(os, 'execvpe', lambda f, argv, env: execs.append((f, argv, env)))
-    monkeypatch.setenv('MLKIT_SHUTDOWN_GRACE_S', '12')
+    monkeypatch.setenv('MLKIT_SHUTDOWN_GRACE_S', '11.5')
     main(['serve', '--port', '3999'])
-    assert execs == [('bentoml', ['bentoml', 'serve', '--port', '3999', '--timeout-graceful-shutdown', '12'], {'MLKIT_MODEL': 'adult:1'})]
+    (f, argv, env), = execs
+    assert argv[argv.index('--port') + 1] == '3999' and argv[argv.index('--timeout-graceful-shutdown') + 1] == '12'
+    assert env['MLKIT_MODEL'] == 'adult:1' and argv[argv.index('serve') + 1] == 'service:MlkitService'
     assert capsys.readouterr().out.startswith('serving adult:1 on http://127.0.0.1:3999')
+
+def test_explain_flags_reach_the_library(monkeypatch, capsys):
+    import mlkit.monitoring
+    from mlkit.cli import main
+    seen = {}
+    res = dict(model='m:1', data='reference sample', steps=32, ms_per_row=4.0, completeness=dict(max_abs_error=1e-4), rows=[],
+               importance=None)
+    monkeypatch.setattr(mlkit.monitoring, 'explain_model', lambda *a: seen.update(model=a) or res)
+    monkeypatch.setattr(mlkit.monitoring, 'explain_request', lambda *a: seen.update(request=a) or dict(res, request_id='r1'))
+    assert main(['explain', 'm:1', '--rows', '3', '--data', 'x.csv']) == 0 and seen['model'] == ('m:1', 'x.csv', 3)
+    assert 'model m:1 on reference sample' in capsys.readouterr().out
+    assert main(['explain', 'm:1', '--json']) == 0 and seen['model'] == ('m:1', None, 5)
+    assert json.loads(capsys.readouterr().out)['model'] == 'm:1'
+    assert main(['explain', '--request-id', 'r1']) == 0 and seen['request'] == ('r1',)
+    assert 'request r1 answered by model m:1' in capsys.readouterr().out
+    assert main(['explain']) == 2 and main(['explain', 'm:1', '--request-id', 'r1']) == 2

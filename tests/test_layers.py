@@ -17,11 +17,11 @@ ALLOWED = {
     'registry': {'config', 'data', 'model'},
     'optimize': {'config', 'data', 'features', 'model', 'registry', 'metrics'},     # onnxruntime; never train (serving may import it)
     'predlog': {'config'},
-    'serving': {'config', 'data', 'features', 'model', 'registry', 'predlog'},      # never train, Lightning's side
+    'serving': {'config', 'data', 'features', 'model', 'registry', 'predlog', 'optimize', 'explain'},  # never train, Lightning's side
     'monitoring': {'stats', 'config', 'data', 'metrics', 'model', 'registry', 'predlog', 'explain'},  # reads the log, not the service
     'slo': {'stats', 'config', 'metrics', 'monitoring', 'registry'},
     'ops': {'config', 'slo', 'monitoring', 'registry'},                              # generated operations files
-    'runs': {'stats', 'config', 'data', 'features', 'model', 'train', 'metrics', 'registry', 'monitoring', 'explain'},
+    'runs': {'stats', 'config', 'data', 'features', 'model', 'train', 'metrics', 'registry', 'monitoring', 'explain', 'optimize'},
     'sweep': {'config', 'data', 'features', 'model', 'train', 'metrics', 'registry', 'runs'},
     'loop': {'stats', 'config', 'data', 'metrics', 'model', 'registry', 'predlog', 'monitoring', 'runs', 'serving', 'slo', 'explain', 'optimize'},
     'cli': {'stats', 'config', 'data', 'features', 'model', 'train', 'metrics', 'registry', 'predlog', 'serving', 'monitoring', 'slo', 'ops', 'runs', 'loop', 'sweep', 'explain', 'optimize'},

@@ -47,6 +47,9 @@ def test_same_distribution_not_flagged(env, tmp_path):
     d = Path(res['out_dir'])
     for f in ('monitor.ipynb', 'drift.html', 'drift.json', 'fairness.html', 'fairness.json', 'monitor.json'): assert (d/f).stat().st_size > 0, f
     assert res['quality']['labelled_rows'] == 5000 and 'accuracy' in res['quality']['change']
+    a = res['attribution_drift']                  # global importance on 1,000 reference vs 1,000 current rows: reported, never a breach
+    assert {'features', 'largest', 'total_shift', 'reference_rows', 'current_rows'} <= set(a) and (a['reference_rows'], a['current_rows']) == (1000, 1000)
+    assert 'age' in a['features'] and 'sex' not in a['features'] and 0 <= a['total_shift'] < 0.15, a['largest']
 
 def test_known_shift_flagged_exit_3(env, tmp_path):
     te = load_adult('test')

@@ -114,6 +114,8 @@ def test_derived_model_registered_gated_candidate(home):
     assert 'model.onnx' in m['files'] and 'reference.parquet' in m['files']
     assert isinstance(O.load_scorer(model_path(new)), O.OnnxScorer)
     assert type(O.load_scorer(model_path(new), 'torch')) is Predictor and type(O.load_scorer(model_path(home))) is Predictor
+    from mlkit.serving import Scorer
+    assert isinstance(Scorer(new, model_path(new)).predictor, O.OnnxScorer)   # the service scores it with ONNX Runtime
     assert next(r for r in list_models() if r['tag'] == new)['aliases'] == ['candidate']
     with pytest.raises(Exception, match='already optimized'): O.derive(new)
 

@@ -395,3 +395,28 @@ def test_log_required_answers_503_when_the_log_fails(home, rows, fast):
     assert r.status_code == 503, (r.status_code, r.text)
     assert 'prediction log cannot be written' in r.json()['error'] and 'log_required' in r.json()['error'], r.text
     assert errors == 1 and ok == 200
+
+def test_explain_endpoint_off_by_default_and_explains_when_on(server, rows, monkeypatch):
+    "POST /explain is absent unless `explain_endpoint`; on, it explains /predict's body per raw column, completeness included."
+    url, tag, home = server
+    body = json.dumps(dict(rows=records(rows.head(2))))
+    hdr = {'content-type': 'application/json'}
+    assert httpx.post(url + '/explain', content=body, headers=hdr, timeout=30).status_code == 404
+    p, url2 = start_server(home, MLKIT_EXPLAIN_ENDPOINT='1', MLKIT_EXPLAIN_MAX_ROWS='3')
+    try:
+        r = httpx.post(url2 + '/explain', content=body, headers=hdr, timeout=60)
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert out['model'] == tag and len(out['explanations']) == 2
+        monkeypatch.setenv('MLKIT_HOME', str(home)); monkeypatch.delenv('BENTOML_HOME', raising=False)
+        from mlkit.registry import load_predictor
+        _, pred = load_predictor(tag)
+        scores = pred.predict(rows.head(2))['score']
+        for e, s in zip(out['explanations'], scores):
+            assert list(e['attributions']) == list(pred.transform.inputs)
+            assert abs(e['score'] - s) < 1e-4 and abs(sum(e['attributions'].values()) - (e['score'] - e['baseline'])) < 2e-3
+        big = httpx.post(url2 + '/explain', content=json.dumps(dict(rows=records(rows.head(4)))), headers=hdr, timeout=60)
+        assert big.status_code == 400 and 'explain_max_rows' in big.text
+        bad = httpx.post(url2 + '/explain', content=json.dumps(dict(rows=[{'age': 'old'}])), headers=hdr, timeout=60)
+        assert bad.status_code == 400                        # the same validation as /predict
+    finally: stop(p)

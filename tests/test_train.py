@@ -76,6 +76,9 @@ def test_train_and_evaluate_papermill_end_to_end(tmp_path, monkeypatch):
     assert {'run_id', 'status', 'error', 'data_hash', 'git_commit', 'params', 'durations', 'model_tag'} <= set(s)
     assert s['status'] == 'succeeded' and s['error'] is None and s['params']['max_epochs'] == 2
     assert s['data_hash'].startswith('sha256:')
+    from mlkit.registry import card, model_path
+    onnx = card(s['model_tag'])['onnx']           # every registered model carries a parity-checked ONNX file for serving
+    assert onnx['parity_passed'] and onnx['max_abs_diff'] <= 1e-4 and (model_path(s['model_tag'])/'model.onnx').exists()
     assert list((d/'wandb'/'wandb').glob('offline-run-*')), 'wandb offline run for `wandb sync`'
     nb = json.loads((d/'evaluate.ipynb').read_text())
     assert any('image/png' in o.get('data', {}) for c in nb['cells'] for o in c.get('outputs', []))
