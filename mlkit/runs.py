@@ -67,8 +67,9 @@ def git_commit(path=None) -> str|None:
     except (OSError, subprocess.TimeoutExpired): return None
 
 # %% ../nbs/09_runs.ipynb #44869a07
-def evaluate_predictor(pred, df: pd.DataFrame, schema, threshold: float|None = None, resamples: int|None = None):
-    "Metrics (quality + fairness, with intervals) and the predictions frame of `pred` on the labelled frame `df`; `resamples=0` skips the bootstrap."
+def evaluate_predictor(pred, df: pd.DataFrame, schema, threshold: float|None = None, resamples: int|None = None,
+                       min_group_size: int|None = None):
+    "Metrics (quality + fairness, with intervals) and the predictions frame of `pred` on `df`; `resamples=0` skips the bootstrap; None: the settings."
     import numpy as np, pandas as pd
     from mlkit.metrics import evaluate_predictions
     if schema.target not in df.columns: raise DataError(f"evaluation data lacks the target column {schema.target!r}")
@@ -82,11 +83,11 @@ def evaluate_predictor(pred, df: pd.DataFrame, schema, threshold: float|None = N
     if schema.task == 'binary':
         y = pred.transform.encode_target(df[schema.target]).astype('int64')
         score = out['score']
-        m = evaluate_predictions(y, score, sens or None, 'binary', thr, schema.positive_class, min_group_size=s.min_group_size, **ci)
+        m = evaluate_predictions(y, score, sens or None, 'binary', thr, schema.positive_class, min_group_size=s.min_group_size if min_group_size is None else min_group_size, **ci)
         preds = pd.DataFrame(dict(y_true=y, y_score=score, y_pred=(score >= thr).astype('int64')))
     elif schema.task == 'multiclass':
         y = np.asarray(pred.classes, dtype=object)[pred.transform.encode_target(df[schema.target])]
-        m = evaluate_predictions(y, out['proba'], sens or None, 'multiclass', classes=pred.classes, min_group_size=s.min_group_size, **ci)
+        m = evaluate_predictions(y, out['proba'], sens or None, 'multiclass', classes=pred.classes, min_group_size=s.min_group_size if min_group_size is None else min_group_size, **ci)
         preds = pd.DataFrame(dict(y_true=y, y_pred=out['label'], y_score=out['score']))
         for k, c in enumerate(pred.classes): preds[f'p_{c}'] = out['proba'][:, k]
     else:

@@ -102,7 +102,9 @@ def cross_validate(df, schema, params: dict, objective: dict, folds: list, callb
         with tempfile.TemporaryDirectory(prefix='mlkit-sweep-') as tmp:
             r = fit(df.iloc[tr], schema, p, run_dir=tmp, progress=False, logger=logger if i == 0 else False,
                     callbacks=callbacks if i == 0 else None)
-        m, _ = evaluate_predictor(r.predictor, df.iloc[ho], schema, resamples=0)   # a fold needs the point values only
+        # a fold needs point values only, and every group: the objective averages the gap over k folds, whose groups are
+        # smaller than the whole table's (min_group_size would leave small tables with no gap to search on)
+        m, _ = evaluate_predictor(r.predictor, df.iloc[ho], schema, resamples=0, min_group_size=0)
         v = m.get(objective['metric'])
         if v is None or not math.isfinite(v): raise MlkitError(f"fold {i + 1}: {objective['metric']} is undefined on its held-out rows")
         vals.append(float(v)); epochs.append(int(r.epochs))
