@@ -161,6 +161,10 @@ def make_model(limit_rows=4000, max_epochs=2, name='bench', promote=True, seed=0
     folder = Path(os.environ['MLKIT_HOME'])/'staging'/name
     res.predictor.save(folder)
     schema.save(folder/'schema.json')
-    tag = registry.register(folder, name, dict(run_id='benchmark', params=res.params))
+    # as `runs.register_run` does: a reference sample, and the parity-checked ONNX file serving scores with
+    from mlkit.monitoring import reference_sample, REFERENCE
+    from mlkit.optimize import attach_onnx
+    reference_sample(train, 2000, seed).to_parquet(folder/REFERENCE, index=False)
+    tag = registry.register(folder, name, dict(run_id='benchmark', params=res.params, onnx=attach_onnx(folder)))
     if promote: registry.promote(tag, reason='benchmark')
     return tag, registry.model_path(tag)
