@@ -127,6 +127,9 @@ def gates(cand: dict, prod: dict|None, s: Settings, validation_ok: bool = True, 
     for attr, f in (cand.get('fairness') or {}).items():
         gaps = [x for x in (f.get('demographic_parity_difference'), f.get('equalized_odds_difference')) if x is not None]
         if gaps: out.append(_gate(f'fairness:{attr}', max(gaps) <= s.max_fairness_gap, round(max(gaps), 6), s.max_fairness_gap, f"{attr} largest gap {max(gaps):.4f} (max {s.max_fairness_gap})"))
+        elif f.get('small_groups'):   # said, not silently skipped: too few rows per group to measure a gap
+            out.append(_gate(f'fairness:{attr}', True, None, s.max_fairness_gap, f"{attr} not judged: fewer than two groups of at least "
+                             f"{s.min_group_size} test rows (small: {', '.join(map(str, f['small_groups']))})"))
     return out + (production_gates(cand, prod, s) if prod else [])
 
 # %% ../nbs/09b_loop.ipynb #ccd6ab30

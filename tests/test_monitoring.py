@@ -233,9 +233,13 @@ def test_relative_accuracy_breach(mc_env, mc_home, tmp_path):
     src = mc_home[0]/'colours'          # the trained folder register_colours registered
     for claimed, drop, breached in ((acc + 0.04, 0.05, False), (acc + 0.08, 0.05, True), (acc + 0.08, 0.1, False)):
         tag = register(src, 'colours-card', {'metrics': {'accuracy': claimed}})
-        res = monitor(p, model=tag, workspace=False, max_quality_drop=drop)
+        res = monitor(p, model=tag, workspace=False, max_quality_drop=drop, breach_rule='point')
         names = {b['name'] for b in res['breaches']}
         assert ('accuracy_drop' in names) == breached, (claimed, drop, res['breaches'])
+        # the default interval rule: a breach only when the whole interval of live accuracy is below the floor
+        ivl = monitor(p, model=tag, workspace=False, max_quality_drop=drop)
+        hi = ivl['quality']['accuracy_ci'][1]
+        assert ('accuracy_drop' in {b['name'] for b in ivl['breaches']}) == (hi < claimed - drop), (hi, claimed - drop)
         assert res['quality']['accuracy'] == pytest.approx(acc)
     b = [b for b in monitor(p, model=tag, workspace=False)['breaches'] if b['name'] == 'accuracy_drop'][0]
     assert b['value'] == pytest.approx(acc, abs=1e-6) and b['threshold'] == pytest.approx(acc + 0.08 - 0.05, abs=1e-6)
