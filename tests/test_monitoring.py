@@ -241,10 +241,10 @@ def test_relative_accuracy_breach(mc_env, mc_home, tmp_path):
         hi = ivl['quality']['accuracy_ci'][1]
         assert ('accuracy_drop' in {b['name'] for b in ivl['breaches']}) == (hi < claimed - drop), (hi, claimed - drop)
         assert res['quality']['accuracy'] == pytest.approx(acc)
-    b = [b for b in monitor(p, model=tag, workspace=False)['breaches'] if b['name'] == 'accuracy_drop'][0]
+    b = [b for b in monitor(p, model=tag, workspace=False, breach_rule='point')['breaches'] if b['name'] == 'accuracy_drop'][0]
     assert b['value'] == pytest.approx(acc, abs=1e-6) and b['threshold'] == pytest.approx(acc + 0.08 - 0.05, abs=1e-6)
     assert 'accuracy_drop' in b['message'] and f"{acc:.4f}" in b['message']
-    assert 'min_accuracy' in {b['name'] for b in monitor(p, model=tag, workspace=False, min_accuracy=acc + 0.01)['breaches']}
+    assert 'min_accuracy' in {b['name'] for b in monitor(p, model=tag, workspace=False, min_accuracy=acc + 0.01, breach_rule='point')['breaches']}
 
 def test_regression_monitoring_reports_rmse(tmp_path, monkeypatch):
     "A regression model: quality is rmse/mae/r2 (no accuracy); labels far off breach rmse_rise; value drift on the prediction."
