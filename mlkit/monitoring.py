@@ -439,12 +439,11 @@ def monitor(current=None, from_log=False, since=None, labels=None, model=None, a
 
 # %% ../nbs/08_monitoring.ipynb #b5cccd30
 def _load_model(ref) -> tuple:
-    "(tag, folder, predictor, schema) of a registered model, verified."
-    from mlkit.model import Predictor
-    tag = resolve(ref)
+    "(tag, folder, predictor, schema) of a registered model, verified (`registry.load_predictor`)."
+    from mlkit.registry import load_predictor
+    tag, pred = load_predictor(ref)
     folder = model_path(tag)
-    verify_folder(folder, tag)
-    return tag, folder, Predictor.load(folder), Schema.load(folder/'schema.json')
+    return tag, folder, pred, Schema.load(folder/'schema.json')
 
 # %% ../nbs/08_monitoring.ipynb #4d439f0f
 def explain_model(ref, data=None, rows: int = 5, settings: Settings|None = None, target=None) -> dict:
