@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional, Union
 import numpy as np
-from .config import MlkitError, UsageError, mlkit_home
+from .config import DataError, MlkitError, UsageError, mlkit_home
 from .data import Schema
 from .registry import bentoml_module, resolve, model_path, verify_folder, alias_target, ModelError
 from .predlog import PredictionLog, LogWriteError, _encode
@@ -388,10 +388,9 @@ async def explain_rows(service, records: list, settings, dropped: set, bentoml) 
     "The body of `POST /explain`: `explain.explain_records` with the served model's eager network, off the event loop."
     from mlkit.explain import explain_records
     from mlkit.model import Predictor
-    if len(records) > settings.explain_max_rows:
-        raise bentoml.exceptions.InvalidArgument(f"explain takes at most {settings.explain_max_rows} rows (explain_max_rows), got {len(records)}")
     if getattr(service, '_explainer', None) is None: service._explainer = Predictor.load(service.scorer.folder)   # torch, for gradients
-    out = await asyncio.to_thread(explain_records, service._explainer, strip_dropped(records, dropped), settings)
+    try: out = await asyncio.to_thread(explain_records, service._explainer, strip_dropped(records, dropped), settings)
+    except DataError as e: raise bentoml.exceptions.InvalidArgument(str(e)) from None   # e.g. more rows than explain_max_rows
     return dict(model=service.scorer.tag, explanations=out)
 
 # %% ../nbs/07_serving.ipynb #f36c2f44
