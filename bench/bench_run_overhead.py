@@ -24,7 +24,8 @@ from pathlib import Path
 t0 = time.perf_counter()
 from mlkit.data import load_for_run, validate, data_hash
 from mlkit.train import TrainParams, fit, finish_wandb, wandb_mode
-from mlkit.runs import write_json, evaluate_predictor, format_metrics, git_commit
+from mlkit.config import write_json
+from mlkit.runs import evaluate_predictor, format_metrics, git_commit
 def same_code(params, run_dir, run_id):
     "The cells of nbs/workflows/train.ipynb (defaults: bundled Adult data), in order."
     p = TrainParams.make(**params)

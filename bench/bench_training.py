@@ -38,13 +38,14 @@ from mlkit.data import load_adult, infer_schema, ADULT_TARGET, ADULT_SENSITIVE
 from mlkit.features import FeatureTransform
 from mlkit.model import build_network, net_config
 from mlkit.runs import evaluate_predictor
-from mlkit.train import TrainParams, ArrayData, batch_loader, split_train_val, TabularModule, fit, member_loss, _quiet_lightning
+from mlkit.train import TrainParams, ArrayData, batch_loader, TabularModule, fit, member_loss, _quiet_lightning
+from mlkit.data import split_rows
 
 def prepare(p: TrainParams):
     train, test = load_adult()
     schema = infer_schema(train, ADULT_TARGET, ADULT_SENSITIVE)
     df = train[train[schema.target].notna()]
-    tr, va = split_train_val(df, schema, p.val_fraction, p.seed)
+    tr, va = split_rows(df, schema.target, p.val_fraction, p.seed, schema.task != 'regression')
     ft = FeatureTransform.fit(tr, schema, use_sensitive=p.use_sensitive, min_count=p.min_count, n_bins=p.n_bins)
     cfg = net_config(ft, **asdict(p))
     dtr = ArrayData(ft.transform(tr), ft.encode_target(tr[schema.target]))

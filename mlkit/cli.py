@@ -16,23 +16,7 @@ __all__ = ['make_parser', 'main']
 import os
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
-# %% ../nbs/10_cli.ipynb #094c7f53
-def _cmd_validate(a):
-    from mlkit.data import validate_file, read_table, discover
-    if a.schema: rep = validate_file(a.data, a.target, a.schema, a.sensitive or (), encoding=a.encoding)
-    else: _, rep = discover(read_table(a.data, encoding=a.encoding), a.target, a.sensitive or (), path=a.data, **_options(a))
-    print(json.dumps(rep.to_dict(), indent=1) if a.json else rep)
-    return 0 if rep.ok else 3
-
-def _cmd_schema(a):
-    from mlkit.data import read_table, discover
-    sch, rep = discover(read_table(a.data, encoding=a.encoding), a.target, a.sensitive or (), positive_class=a.positive_class,
-                        path=a.data, **_options(a))
-    rep.raise_if_invalid(str(a.data))
-    if a.out: print(f"schema written to {sch.save(a.out)}", file=sys.stderr)
-    else: print(json.dumps(sch.to_dict(), indent=1, default=str))
-    return 0
-
+# %% ../nbs/10_cli.ipynb #185cbccb
 def _params(a) -> dict:
     "Training parameters: those of `--params FILE` (a sweep's best.json, or a JSON object of them), then each `-p NAME VALUE`."
     out = {}
@@ -44,6 +28,7 @@ def _params(a) -> dict:
         out.update(d)
     return {**out, **{k: v for k, v in (getattr(a, 'param', None) or [])}}
 
+# %% ../nbs/10_cli.ipynb #645821d6
 def _options(a) -> dict:
     "The data options of a command: task override, dropped and ID columns, strict validation."
     o = dict(task=getattr(a, 'task', None), drop=list(getattr(a, 'drop', None) or []),
@@ -51,14 +36,34 @@ def _options(a) -> dict:
     if getattr(a, 'schema_file', None): o['schema'] = str(Path(a.schema_file).absolute())
     return {k: v for k, v in o.items() if v}
 
+# %% ../nbs/10_cli.ipynb #14d33ca2
+def _cmd_validate(a):
+    from mlkit.data import validate_file, read_table, discover
+    if a.schema: rep = validate_file(a.data, a.target, a.schema, a.sensitive or (), encoding=a.encoding)
+    else: _, rep = discover(read_table(a.data, encoding=a.encoding), a.target, a.sensitive or (), path=a.data, **_options(a))
+    print(json.dumps(rep.to_dict(), indent=1) if a.json else rep)
+    return 0 if rep.ok else 3
+
+# %% ../nbs/10_cli.ipynb #47035ed2
+def _cmd_schema(a):
+    from mlkit.data import read_table, discover
+    sch, rep = discover(read_table(a.data, encoding=a.encoding), a.target, a.sensitive or (), positive_class=a.positive_class,
+                        path=a.data, **_options(a))
+    rep.raise_if_invalid(str(a.data))
+    if a.out: print(f"schema written to {sch.save(a.out)}", file=sys.stderr)
+    else: print(json.dumps(sch.to_dict(), indent=1, default=str))
+    return 0
+
+# %% ../nbs/10_cli.ipynb #8e00aef5
 def _cmd_run(a):
-    from mlkit.loop import main_job
+    from mlkit.job import main_job
     s = main_job(a.data, a.target, a.sensitive, a.test_data, _params(a), simulate_rows=a.simulate_rows, build_bento=not a.no_build,
                  options=_options(a))
     return 0
 
+# %% ../nbs/10_cli.ipynb #32e1a86d
 def _cmd_retrain(a):
-    from mlkit.loop import retrain
+    from mlkit.retrain import retrain
     s = retrain(a.data, a.target, a.sensitive, a.if_drift, _params(a), options=_options(a))
     print(f"retrain {s['run_id']}: {s['status']}" + (f" — {s.get('reason')}" if s.get('reason') else ''))
     for g in s.get('gates', []): print(f"  gate {g['gate']:28} {'pass' if g['passed'] else 'FAIL'}  {g['message']}")
@@ -66,16 +71,18 @@ def _cmd_retrain(a):
     print(f"summary: {s['run_dir']}/summary.json")
     return 3 if s['status'] == 'rejected' else 0
 
+# %% ../nbs/10_cli.ipynb #8a0558ba
 def _cmd_canary(a):
-    from mlkit import loop as Lp
+    from mlkit import canary as Ca
     c = a.canary_command
-    rep = (Lp.canary_report(a.labels, outcomes=a.outcomes) if c == 'report' else Lp.canary_check(a.labels, outcomes=a.outcomes) if c == 'check'
-           else Lp.canary_promote(a.labels, force=a.force, reason=a.reason, outcomes=a.outcomes))
-    print(json.dumps(rep, indent=1, default=str) if a.json else Lp.format_canary(rep))
+    rep = (Ca.canary_report(a.labels, outcomes=a.outcomes) if c == 'report' else Ca.canary_check(a.labels, outcomes=a.outcomes) if c == 'check'
+           else Ca.canary_promote(a.labels, force=a.force, reason=a.reason, outcomes=a.outcomes))
+    print(json.dumps(rep, indent=1, default=str) if a.json else Ca.format_canary(rep))
     return 3 if rep['verdict'] == 'breach' and c != 'promote' else 0
 
+# %% ../nbs/10_cli.ipynb #e77fb9ec
 def _cmd_ab(a):
-    from mlkit.loop import ab_plan, ab_plan_path
+    from mlkit.canary import ab_plan, ab_plan_path
     if a.ab_command != 'plan': raise UsageError('usage: mlkit ab plan --baseline P --mde D')
     if a.alpha is not None and not 0 < a.alpha < 1: raise UsageError(f"--alpha must lie in (0, 1), got {a.alpha}")
     p = ab_plan(a.baseline, a.mde, sd=a.sd, level=None if a.alpha is None else 1 - a.alpha, power=a.power, share=a.share)
@@ -89,17 +96,19 @@ def _cmd_ab(a):
     print(f"  saved to {ab_plan_path()}: the canary report tracks its progress against it")
     return 0
 
+# %% ../nbs/10_cli.ipynb #062d1eab
 def _cmd_lineage(a):
-    from mlkit import loop as Lp
+    from mlkit import lineage as Li
     if a.request_id:
-        tags = Lp.request_lineage(a.request_id)
+        tags = Li.request_lineage(a.request_id)
         if not tags: raise MlkitError(f"request {a.request_id} is not in the prediction log")
         print('\n'.join(tags)); return 0
     if not a.ref: raise UsageError('give a model TAG or --request-id ID')
-    l = Lp.lineage(a.ref)
-    print(json.dumps(l, indent=1, default=str) if a.json else Lp.format_lineage(l))
+    l = Li.lineage(a.ref)
+    print(json.dumps(l, indent=1, default=str) if a.json else Li.format_lineage(l))
     return 0
 
+# %% ../nbs/10_cli.ipynb #8579cad2
 def _cmd_evaluate(a):
     from mlkit.runs import evaluate_run, format_metrics
     s = evaluate_run(a.model, a.data, a.target, a.sensitive, a.test_data)
@@ -107,58 +116,64 @@ def _cmd_evaluate(a):
     print(f"run {s['run_id']}: {s['run_dir']}")
     return 0
 
+# %% ../nbs/10_cli.ipynb #cdd4e13c
 def _print(obj, as_json):
     print(json.dumps(obj, indent=1, default=str) if as_json else obj)
 
+def _models_list(R, a):
+    rows = R.list_models()
+    if a.json: return _print(rows, True)
+    if not rows: print(f"no models in the registry ({R.bentoml_home()})")
+    for r in rows:
+        m = r['metadata']
+        nums = '  '.join(f"{k} {m[k]:.4f}" for k in ('accuracy', 'roc_auc', 'rmse') if isinstance(m.get(k), (int, float)))
+        print(f"{r['tag']:40} {r['created'][:19]}  {nums}  {' '.join('@' + x for x in r['aliases'])}")
+
+# %% ../nbs/10_cli.ipynb #ad69a03c
+def _models_show(R, a):
+    info = R.show(a.ref)
+    if a.json: return _print(info, True)
+    from mlkit.runs import format_metrics
+    from mlkit.lineage import lineage
+    cd = info['card']
+    print(f"model {info['tag']}  ({info['path']})\nverified: {info['verified']}\naliases: {', '.join(info['aliases']) or '-'}")
+    for k in ('run_id', 'run_dir', 'data', 'data_hash', 'git_commit', 'registered_at'): print(f"{k}: {cd.get(k)}")
+    for e in lineage(info['tag'])['alias_history']: print(f"alias {e['alias']}: {e['time'][:19]} {e['action']} {e['from'] or '-'} -> {e['to'] or '-'} {e['reason']}")
+    print('notebooks: ' + ', '.join(cd.get('notebooks') or []))
+    print('params: ' + json.dumps(cd.get('params')))
+    print(format_metrics(cd.get('metrics')))
+
+# %% ../nbs/10_cli.ipynb #07d41811
+def _models_history(R, a):
+    h = R.history(a.alias)
+    if a.json: return _print(h, True)
+    if not h: print(f"alias {a.alias!r} has no history")
+    for e in h: print(f"{e['time'][:19]}  {e['action']:8} {e['from'] or '-'} -> {e['to']}  {e['reason']}  run={e['run_id'] or '-'}")
+
+# %% ../nbs/10_cli.ipynb #0a692620
 def _cmd_models(a):
     from mlkit import registry as R
     c = a.models_command
-    if c == 'list':
-        rows = R.list_models()
-        if a.json: _print(rows, True)
-        else:
-            if not rows: print(f"no models in the registry ({R.bentoml_home()})")
-            for r in rows:
-                m = r['metadata']
-                nums = '  '.join(f"{k} {m[k]:.4f}" for k in ('accuracy', 'roc_auc', 'rmse') if isinstance(m.get(k), (int, float)))
-                print(f"{r['tag']:40} {r['created'][:19]}  {nums}  {' '.join('@' + x for x in r['aliases'])}")
-    elif c == 'show':
-        info = R.show(a.ref)
-        if a.json: _print(info, True)
-        else:
-            from mlkit.runs import format_metrics
-            cd = info['card']
-            print(f"model {info['tag']}  ({info['path']})\nverified: {info['verified']}\naliases: {', '.join(info['aliases']) or '-'}")
-            for k in ('run_id', 'run_dir', 'data', 'data_hash', 'git_commit', 'registered_at'): print(f"{k}: {cd.get(k)}")
-            from mlkit.loop import lineage
-            for e in lineage(info['tag'])['alias_history']: print(f"alias {e['alias']}: {e['time'][:19]} {e['action']} {e['from'] or '-'} -> {e['to'] or '-'} {e['reason']}")
-            print('notebooks: ' + ', '.join(cd.get('notebooks') or []))
-            print('params: ' + json.dumps(cd.get('params')))
-            print(format_metrics(cd.get('metrics')))
-    elif c == 'promote':
-        e = R.promote(a.ref, a.alias, a.reason or '', a.run_id)
-        print(f"{a.alias}: {e['from']} -> {e['to']}")
-    elif c == 'rollback':
-        e = R.rollback(a.alias, a.reason or '')
-        print(f"{a.alias}: {e['from']} -> {e['to']} (rollback)")
-    elif c == 'history':
-        h = R.history(a.alias)
-        if a.json: _print(h, True)
-        else:
-            if not h: print(f"alias {a.alias!r} has no history")
-            for e in h: print(f"{e['time'][:19]}  {e['action']:8} {e['from'] or '-'} -> {e['to']}  {e['reason']}  run={e['run_id'] or '-'}")
+    if c == 'list': _models_list(R, a)
+    elif c == 'show': _models_show(R, a)
+    elif c == 'history': _models_history(R, a)
+    elif c in ('promote', 'rollback'):
+        e = R.promote(a.ref, a.alias, a.reason or '', a.run_id) if c == 'promote' else R.rollback(a.alias, a.reason or '')
+        print(f"{a.alias}: {e['from']} -> {e['to']}" + (' (rollback)' if c == 'rollback' else ''))
     elif c == 'register':
         from mlkit.runs import register_run, run_folder, model_name
         rdir = Path(a.run) if Path(a.run).is_dir() else run_folder(a.run)
         print(register_run(rdir, a.name or model_name(json.loads((rdir/'params.json').read_text()).get('data'))))
     return 0
 
+# %% ../nbs/10_cli.ipynb #a101f040
 def _model_ref(a):
     if getattr(a, 'model', None) and getattr(a, 'alias', None) not in (None, 'production'):
         from mlkit.config import UsageError
         raise UsageError('give --model or --alias, not both')
     return a.model or '@' + (a.alias or 'production')
 
+# %% ../nbs/10_cli.ipynb #1f700fd2
 def _cmd_build(a):
     from mlkit.serving import build
     tag = build(_model_ref(a))
@@ -166,6 +181,23 @@ def _cmd_build(a):
     print(f"containerize (needs docker): bentoml containerize {tag}", file=sys.stderr)
     return 0
 
+# %% ../nbs/10_cli.ipynb #e86476bb
+def _print_monitor(r: dict):
+    "A monitor result as `mlkit monitor` prints it: drift, quality, fairness per attribute, breaches, the report folder."
+    from mlkit.monitoring import quality_line
+    from mlkit.metrics import value_text
+    drifted = [c for c, f in r['features'].items() if f['drifted']]
+    print(f"model {r['model']}: {r['rows']:,} rows, drift share {r['drift_share']:.0%} ({', '.join(drifted) or 'no feature drifted'}), "
+          f"prediction drift ({r['prediction_drift'].get('column', 'score')}) {r['prediction_drift']['score']:.3f}")
+    if r['quality']: print(quality_line(r))
+    for attr, f in (r['fairness'] or {}).items():
+        small = f" (small groups left out: {', '.join(map(str, f['small_groups']))})" if f.get('small_groups') else ''
+        print(f"fairness {attr}: DP diff {value_text(f, 'demographic_parity_difference', 3)}" +
+              (f", EO diff {value_text(f, 'equalized_odds_difference', 3)}" if f.get('equalized_odds_difference') is not None else '') + small)
+    for b in r['breaches']: print(f"BREACH {b['name']}: {b['message']}")
+    print(f"reports: {r['out_dir']}")
+
+# %% ../nbs/10_cli.ipynb #7b5b8cdc
 def _cmd_monitor(a):
     from mlkit.runs import monitor_run
     if a.current is None and not a.from_log: raise UsageError('give --current PATH or --from-log')
@@ -173,21 +205,10 @@ def _cmd_monitor(a):
     ov = {k: v for k, v in (a.threshold or [])}
     r = monitor_run(a.current, a.since, a.labels, a.model, a.alias or 'production', ov, out=sys.stderr if a.json else None)
     if a.json: print(json.dumps(r, indent=1, default=str))
-    else:
-        drifted = [c for c, f in r['features'].items() if f['drifted']]
-        print(f"model {r['model']}: {r['rows']:,} rows, drift share {r['drift_share']:.0%} ({', '.join(drifted) or 'no feature drifted'}), "
-              f"prediction drift ({r['prediction_drift'].get('column', 'score')}) {r['prediction_drift']['score']:.3f}")
-        from mlkit.monitoring import quality_line
-        from mlkit.metrics import value_text
-        if r['quality']: print(quality_line(r))
-        for attr, f in (r['fairness'] or {}).items():
-            small = f" (small groups left out: {', '.join(map(str, f['small_groups']))})" if f.get('small_groups') else ''
-            print(f"fairness {attr}: DP diff {value_text(f, 'demographic_parity_difference', 3)}" +
-                  (f", EO diff {value_text(f, 'equalized_odds_difference', 3)}" if f.get('equalized_odds_difference') is not None else '') + small)
-        for b in r['breaches']: print(f"BREACH {b['name']}: {b['message']}")
-        print(f"reports: {r['out_dir']}")
+    else: _print_monitor(r)
     return 3 if r['breaches'] else 0
 
+# %% ../nbs/10_cli.ipynb #f5eac674
 def _cmd_slo(a):
     from mlkit.slo import compute_slos, format_slos, latest_monitor, model_settings
     text = None
@@ -224,7 +245,7 @@ def _cmd_explain(a):
 # %% ../nbs/10_cli.ipynb #cbe28ea2
 def _cmd_optimize(a):
     import io
-    from mlkit.loop import optimize_model, gate_line
+    from mlkit.gates import optimize_model, gate_line
     s = optimize_model(a.model, int8=a.int8, out=io.StringIO())
     if a.json: print(json.dumps(s, indent=1, default=str)); return 3 if s['status'] == 'rejected' else 0
     print(f"optimize {s['run_id']}: {s['status']}" + (f" — {s.get('reason')}" if s.get('reason') else ''))
@@ -252,7 +273,7 @@ def _cmd_sweep(a):
     print(f"sweep {s['study']}: {s['sweep_dir']}")
     ref = s.get('refit')
     if a.no_promote or not ref: return 0
-    from mlkit.loop import gate_refit               # the refit goes through the gates like any model
+    from mlkit.gates import gate_refit               # the refit goes through the gates like any model
     g = gate_refit(ref['model_tag'], ref['run_dir'], f"sweep {s['study']} trial {ref['trial']}")
     print(f"{ref['model_tag']}: {g['decision']}")
     return 0 if g['promoted'] else 3
@@ -334,7 +355,7 @@ def _ops_args(p):
     p.add_argument('--schedule', metavar='CRON', help="when to retrain, five cron fields (with --k8s, --cron or --systemd; default '0 3 * * *')")
     p.add_argument('--data', metavar='PATH', help='the data the scheduled retrain reads (with --k8s, --cron or --systemd)')
 
-# %% ../nbs/10_cli.ipynb #8f02c19e
+# %% ../nbs/10_cli.ipynb #98a020bd
 def _data_args(p, required=True):
     p.add_argument('--data', required=required, metavar='PATH', help='CSV (.csv, .csv.gz, .tsv) or Parquet file')
     p.add_argument('--target', required=required, metavar='COL', help='the column to predict')
@@ -349,6 +370,7 @@ def _option_args(p, schema=False):
     p.add_argument('--strict', action='store_true', help='data warnings (missing values, duplicates, dropped columns) are errors')
     if schema: p.add_argument('--schema', dest='schema_file', metavar='FILE', help='a schema (mlkit data schema --out): the data is checked as a contract')
 
+# %% ../nbs/10_cli.ipynb #0d1a903b
 def _run_args(p, params=True, options=True):
     p.add_argument('--data', metavar='PATH', help='your CSV/Parquet file (default: the bundled Adult data)')
     p.add_argument('--target', metavar='COL', help='the column to predict (required with --data)')
@@ -361,21 +383,26 @@ def _run_args(p, params=True, options=True):
         p.add_argument('--params', dest='params_file', metavar='FILE',
                        help="training parameters from a JSON file: a sweep's best.json or {name: value}; -p overrides")
 
-def make_parser() -> argparse.ArgumentParser:
-    "The `mlkit` argument parser."
-    p = _Parser(prog='mlkit', description='mlkit: notebook-first ML from data to production.\n'
-                'Run `mlkit COMMAND --help` for a command\'s options.', formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--version', action='version', version=f'mlkit {__version__}')
-    sub = p.add_subparsers(dest='command', metavar='COMMAND', parser_class=argparse.ArgumentParser)
+# %% ../nbs/10_cli.ipynb #1ec00d56
+def _add_run(sub):
+    "The `mlkit run` subcommand."
     r = sub.add_parser('run', help='the main job: validate, train, evaluate, register, gate, build, serve, monitor')
     _run_args(r)
     r.add_argument('--simulate-rows', type=int, default=2000, help='rows of simulated production traffic (0: skip serving and monitoring)')
     r.add_argument('--no-build', action='store_true', help='skip bentoml build')
     r.set_defaults(func=_cmd_run)
+
+# %% ../nbs/10_cli.ipynb #eb0a5307
+def _add_retrain(sub):
+    "The `mlkit retrain` subcommand."
     rt = sub.add_parser('retrain', help='gated retraining: candidate on reference + new data; exit 0 candidate/skip, 3 rejected, 75 busy')
     _run_args(rt)
     rt.add_argument('--if-drift', action='store_true', help='monitor first; stop when within thresholds')
     rt.set_defaults(func=_cmd_retrain)
+
+# %% ../nbs/10_cli.ipynb #7730a840
+def _add_canary(sub):
+    "The `mlkit canary` subcommand."
     ca = sub.add_parser('canary', help='candidate vs production on live traffic: report, check (auto-rollback), promote')
     casub = ca.add_subparsers(dest='canary_command', metavar='SUBCOMMAND')
     for nm, hp in (('report', 'compare candidate and production on the prediction log'),
@@ -388,6 +415,10 @@ def make_parser() -> argparse.ArgumentParser:
             x.add_argument('--force', action='store_true', help='promote although the A/B test does not say promote (needs --reason)')
             x.add_argument('--reason', metavar='TEXT', help='why (recorded in the alias history; required with --force)')
     ca.set_defaults(func=lambda a: _cmd_canary(a) if a.canary_command else (ca.print_help(), 2)[1])
+
+# %% ../nbs/10_cli.ipynb #ad9d18f0
+def _add_ab(sub):
+    "The `mlkit ab` subcommand."
     ab = sub.add_parser('ab', help='A/B test planning: sample size for a minimum detectable effect')
     absub = ab.add_subparsers(dest='ab_command', metavar='SUBCOMMAND')
     x = absub.add_parser('plan', help='units per arm and in total for the sequential test (and the fixed-horizon n)')
@@ -399,10 +430,18 @@ def make_parser() -> argparse.ArgumentParser:
     x.add_argument('--share', type=float, metavar='S', help="the candidate's share of units (default canary_share)")
     x.add_argument('--json', action='store_true')
     ab.set_defaults(func=lambda a: _cmd_ab(a) if a.ab_command else (ab.print_help(), 2)[1])
+
+# %% ../nbs/10_cli.ipynb #58d91fac
+def _add_lineage(sub):
+    "The `mlkit lineage` subcommand."
     li = sub.add_parser('lineage', help='model -> run -> notebooks -> params -> data -> commit -> reports -> alias history')
     li.add_argument('ref', nargs='?', metavar='TAG'); li.add_argument('--request-id', help='which model answered this request')
     li.add_argument('--json', action='store_true')
     li.set_defaults(func=_cmd_lineage)
+
+# %% ../nbs/10_cli.ipynb #09be9793
+def _add_explain(sub):
+    "The `mlkit explain` subcommand."
     ex = sub.add_parser('explain', help='attributions per raw column (integrated gradients): per row and global, per sensitive group, possible proxies')
     ex.add_argument('ref', nargs='?', metavar='TAG', help='name:version, name (latest) or @alias')
     ex.add_argument('--data', metavar='PATH', help="rows to explain (CSV/Parquet); default: the model's reference sample")
@@ -410,14 +449,26 @@ def make_parser() -> argparse.ArgumentParser:
     ex.add_argument('--request-id', metavar='ID', help='explain this logged answer with the model that gave it')
     ex.add_argument('--json', action='store_true')
     ex.set_defaults(func=_cmd_explain)
+
+# %% ../nbs/10_cli.ipynb #fad36429
+def _add_optimize(sub):
+    "The `mlkit optimize` subcommand."
     op = sub.add_parser('optimize', help='ONNX Runtime copy of a model (fp32, or --int8), parity-checked and gated like a retrain; exit 0 candidate, 3 rejected, 75 busy')
     op.add_argument('model', metavar='TAG', help='model to optimize: name:version, name or @alias')
     op.add_argument('--int8', action='store_true', help='dynamic int8 quantization (smaller, faster; scores may move up to int8_max_abs_diff)')
     op.add_argument('--json', action='store_true', help='print the run summary as JSON')
     op.set_defaults(func=_cmd_optimize)
+
+# %% ../nbs/10_cli.ipynb #36918462
+def _add_train(sub):
+    "The `mlkit train` subcommand."
     t = sub.add_parser('train', help='train and evaluate a model as papermill runs (reports/runs/<run_id>/)')
     _run_args(t); _launch_args(t)
     t.set_defaults(func=_cmd_train)
+
+# %% ../nbs/10_cli.ipynb #4b2cb384
+def _add_sweep(sub):
+    "The `mlkit sweep` subcommand."
     sw = sub.add_parser('sweep', help='hyperparameter sweep (Optuna TPE, k folds of the training rows) as one papermill run; refit, register and gate the best '
                         '(exit 0 passed: candidate, or production for a first model; 3 rejected by a gate)')
     _run_args(sw)
@@ -428,10 +479,18 @@ def make_parser() -> argparse.ArgumentParser:
     sw.add_argument('--study', metavar='ID', help='continue sweep ID (reports/sweeps/ID/), or run beside another worker of it')
     sw.add_argument('--no-promote', action='store_true', help='skip the refit and registration of the best parameters')
     sw.set_defaults(func=_cmd_sweep)
+
+# %% ../nbs/10_cli.ipynb #7df62811
+def _add_evaluate(sub):
+    "The `mlkit evaluate` subcommand."
     e = sub.add_parser('evaluate', help='evaluate a model on held-out data as a papermill run')
     e.add_argument('--model', required=True, metavar='REF', help='a run id, run folder or model folder')
     _run_args(e, params=False, options=False)
     e.set_defaults(func=_cmd_evaluate)
+
+# %% ../nbs/10_cli.ipynb #31eb50a2
+def _add_data(sub):
+    "The `mlkit data` subcommand."
     d = sub.add_parser('data', help='data commands: validate, schema')
     dsub = d.add_subparsers(dest='data_command', metavar='SUBCOMMAND')
     v = dsub.add_parser('validate', help='run the data checks; exit 0 when valid, 3 when not')
@@ -445,6 +504,10 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument('--out', metavar='FILE', help='write the schema here instead of printing it')
     s.set_defaults(func=_cmd_schema)
     d.set_defaults(func=lambda a: (d.print_help(), 2)[1])
+
+# %% ../nbs/10_cli.ipynb #1c8620aa
+def _add_models(sub):
+    "The `mlkit models` subcommand."
     m = sub.add_parser('models', help='the registry: list, show, promote, rollback, history, register')
     msub = m.add_subparsers(dest='models_command', metavar='SUBCOMMAND')
     x = msub.add_parser('list', help='registered models with metrics and aliases'); x.add_argument('--json', action='store_true')
@@ -460,6 +523,10 @@ def make_parser() -> argparse.ArgumentParser:
     x = msub.add_parser('register', help="register a run's model")
     x.add_argument('run', metavar='RUN', help='run id or run folder'); x.add_argument('--name')
     m.set_defaults(func=lambda a: _cmd_models(a) if a.models_command else (m.print_help(), 2)[1])
+
+# %% ../nbs/10_cli.ipynb #e7cf159f
+def _add_monitor(sub):
+    "The `mlkit monitor` subcommand."
     mo = sub.add_parser('monitor', help='drift, quality and fairness of current data; exit 3 on a breached threshold')
     mo.add_argument('--current', metavar='PATH', help='current data (CSV/Parquet)')
     mo.add_argument('--from-log', action='store_true', help="use the service's prediction log")
@@ -470,12 +537,20 @@ def make_parser() -> argparse.ArgumentParser:
                     help='override a threshold for this run, e.g. -t max_drift_share 0.5')
     mo.add_argument('--json', action='store_true')
     mo.set_defaults(func=_cmd_monitor)
+
+# %% ../nbs/10_cli.ipynb #fbc79efa
+def _add_slo(sub):
+    "The `mlkit slo` subcommand."
     sl = sub.add_parser('slo', help='SLIs against SLOs with error budget and burn rate; exit 3 when one is missed')
     sl.add_argument('--url', help='the service, e.g. http://127.0.0.1:3000 (reads its /metrics)')
     sl.add_argument('--metrics-file', help='a saved Prometheus text exposition instead of --url')
     sl.add_argument('--model', metavar='TAG', help='use the latest monitor report of this model')
     sl.add_argument('--json', action='store_true')
     sl.set_defaults(func=_cmd_slo)
+
+# %% ../nbs/10_cli.ipynb #2c488c52
+def _add_ops(sub):
+    "The `mlkit ops` subcommand."
     op = sub.add_parser('ops', help='operations: export alert rules, dashboards, monitor gauges and deployment manifests')
     opsub = op.add_subparsers(dest='ops_command', metavar='SUBCOMMAND')
     ox = opsub.add_parser('export', help='write Prometheus rules, Grafana dashboards and gauges (and, when asked, Kubernetes, cron '
@@ -483,15 +558,33 @@ def make_parser() -> argparse.ArgumentParser:
     _ops_args(ox)
     ox.set_defaults(func=_cmd_ops)
     op.set_defaults(func=lambda a: _cmd_ops(a) if a.ops_command else (op.print_help(), 2)[1])
+
+# %% ../nbs/10_cli.ipynb #b380e678
+def _add_serve(sub):
+    "The `mlkit serve` subcommand."
     sv = sub.add_parser('serve', help='serve a registered model with BentoML (default: the production alias); '
                         'the command becomes the server: SIGTERM/SIGINT drain requests in flight for shutdown_grace_s, then stop')
     sv.add_argument('--alias', default=None); sv.add_argument('--model', metavar='TAG')
     sv.add_argument('--port', type=int, default=3000); sv.add_argument('--host', default='127.0.0.1')
     sv.add_argument('--workers', default=None, help="worker processes: a number or 'cpu_count' (default: MLKIT_WORKERS, else 1)")
     sv.set_defaults(func=_cmd_serve)
+
+# %% ../nbs/10_cli.ipynb #fe4c4ffc
+def _add_build(sub):
+    "The `mlkit build` subcommand."
     b = sub.add_parser('build', help='build a bento (model + service + pinned requirements); prints its tag')
     b.add_argument('--alias', default=None); b.add_argument('--model', metavar='TAG')
     b.set_defaults(func=_cmd_build)
+
+# %% ../nbs/10_cli.ipynb #3dd19206
+def make_parser() -> argparse.ArgumentParser:
+    "The `mlkit` argument parser."
+    p = _Parser(prog='mlkit', description='mlkit: notebook-first ML from data to production.\n'
+                'Run `mlkit COMMAND --help` for a command\'s options.', formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--version', action='version', version=f'mlkit {__version__}')
+    sub = p.add_subparsers(dest='command', metavar='COMMAND', parser_class=argparse.ArgumentParser)
+    for add in (_add_run, _add_retrain, _add_canary, _add_ab, _add_lineage, _add_explain, _add_optimize, _add_train, _add_sweep, _add_evaluate, _add_data, _add_models, _add_monitor, _add_slo, _add_ops, _add_serve, _add_build):
+        add(sub)
     return p
 
 # %% ../nbs/10_cli.ipynb #7f91f75d

@@ -4,14 +4,14 @@
 
 # %% ../nbs/00_config.ipynb #45eafde4
 from __future__ import annotations
-import os, secrets, tomllib, dataclasses
+import json, os, secrets, tomllib, dataclasses
 from dataclasses import dataclass, field, fields, asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['MlkitError', 'DataError', 'UsageError', 'Settings', 'settings_file', 'load_settings', 'mlkit_home', 'project_root',
-           'reports_dir', 'new_run_id']
+__all__ = ['MlkitError', 'DataError', 'UsageError', 'Settings', 'settings_file', 'load_settings', 'model_settings', 'write_json',
+           'mlkit_home', 'project_root', 'reports_dir', 'new_run_id']
 
 # %% ../nbs/00_config.ipynb #b1ecb4ce
 class MlkitError(Exception):
@@ -48,6 +48,7 @@ class Settings:
     min_completeness: float = 0.90       # minimum share of non-missing values per feature (M9)
     max_staleness_hours: float = 24.0    # newest data older than this breaches freshness (M10)
     monitor_sample_rows: int = 100_000   # current rows used for drift and scoring (a uniform sample above this)
+    reference_max_rows: int = 20_000     # reference rows for drift when a model has no stored sample (measured: 08_monitoring)
     # promotion gates (retraining, first promotion, canary)
     gate_accuracy_tolerance: float = 0.005   # candidate accuracy may be at most this much below production
     gate_auc_tolerance: float = 0.005        # same for ROC AUC
@@ -87,6 +88,32 @@ class Settings:
     onnx_max_abs_diff: float = 1e-4      # largest score difference an fp32 ONNX export may show against torch (parity)
     int8_max_abs_diff: float = 0.02      # the same for an int8-quantized model (its quality then goes through the gates)
     export_onnx: bool = True             # every registered model carries a parity-checked fp32 ONNX file, which serving scores with
+    # the service (`mlkit serve`, bentos/service.py): MLKIT_<NAME> in the server's environment, like every setting
+    model: str|None = None               # tag the service loads (`mlkit serve` sets it); else `alias`
+    alias: str|None = None               # alias the service loads when no `model`; else bentos/model_tag.txt, else production
+    workers: str = '1'                   # worker processes: a number or 'cpu_count'
+    max_rows: int = 1000                 # rows one request may hold (more: 400)
+    max_body_bytes: int = 1_048_576      # request body limit (more: 413)
+    max_batch_size: int = 512            # rows scored in one model call (requests of one event-loop turn are batched)
+    max_concurrency: int|None = None     # requests in flight per worker beyond which the service answers 503; None: no cap
+    timeout_s: float = 30.0              # request timeout
+    fast_path: bool = True               # JSON POST /predict answered by mlkit's middleware (False: BentoML's endpoint)
+    access_log: bool = False             # BentoML's per-request access log (the prediction log records every request anyway)
+    tracing: bool = False                # OpenTelemetry spans for /predict
+    canary_mode: str = 'off'             # off, canary (a `canary_share` of traffic scored by the candidate) or shadow
+    backend: str = 'onnx'                # onnx: ONNX Runtime when the model carries a parity-checked ONNX file; torch: eager torch
+    onnx_threads: int = 1                # ONNX Runtime intra-op threads per worker
+    torch_threads: int = 1               # torch threads per worker (the torch backend)
+    api_token: str|None = field(default=None, repr=False)   # secret: /predict needs `Authorization: Bearer <token>`; never printed
+    prometheus_dir: str|None = None      # this server's Prometheus multiprocess folder (`mlkit serve` sets one per host:port)
+    prediction_log: str|None = None      # folder of the prediction log; None: $MLKIT_HOME/logs/predictions
+    log_fsync: bool = False              # fsync the prediction log after every write
+
+    # tables larger than memory (mlkit.stream)
+    stream_rows: int = 2_000_000         # a Parquet table with at least this many rows streams (batches, never whole in memory)
+    stream_batch_rows: int = 65_536      # rows of one record batch read from Parquet
+    quantile_sample_rows: int = 200_000  # uniform sample a streamed table's quantiles and discovery are computed on
+    shuffle_buffer_rows: int = 262_144   # rows shuffled together while streaming training batches
 
     def __post_init__(self):
         if self.breach_rule not in ('interval', 'point'): raise UsageError(f"breach_rule must be 'interval' or 'point', not {self.breach_rule!r}")
@@ -126,6 +153,42 @@ def load_settings(**overrides) -> Settings:
     if unknown: raise UsageError(f"unknown setting(s): {', '.join(unknown)}; known: {', '.join(names)}")
     try: return Settings(**{k: _coerce(v, names[k]) for k, v in vals.items()})
     except ValueError as e: raise UsageError(f"bad setting value: {e}") from None
+
+# %% ../nbs/00_config.ipynb #ff5311c3
+def _model_table(name: str|None) -> dict:
+    "The `[mlkit.models.<name>]` table of the settings file (empty without a name, a file or a table)."
+    f = settings_file()
+    if not name or f is None or not f.exists(): return {}
+    try: models = tomllib.loads(f.read_text()).get('mlkit', {}).get('models', {})
+    except tomllib.TOMLDecodeError as e: raise UsageError(f"settings file {f} is not valid TOML: {e}") from None
+    return dict(models.get(str(name).split(':')[0], {}))
+
+# %% ../nbs/00_config.ipynb #52737919
+def model_settings(name: str|None = None, **overrides) -> Settings:
+    "Settings of model `name` (or a `name:version` tag): `load_settings` with its `[mlkit.models.<name>]` table, then `overrides`."
+    return load_settings(**{**_model_table(name), **{k: v for k, v in overrides.items() if v is not None}})
+
+# %% ../nbs/00_config.ipynb #55b61cd3
+def _json_default(o):
+    if hasattr(o, 'tolist') and type(o).__module__ == 'numpy': return o.tolist()   # numpy scalars and arrays
+    if isinstance(o, Path): return str(o)
+    if isinstance(o, (set, frozenset, tuple)): return list(o)
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+# %% ../nbs/00_config.ipynb #39fe7465
+def write_json(path, obj) -> Path:
+    "Write `obj` as indented JSON to `path` atomically: a temp file in the same folder, fsync, `os.replace`, folder fsync."
+    p = Path(path); p.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(obj, indent=1, default=_json_default, allow_nan=False)   # fails before any file is touched
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
+    try:
+        with open(tmp, 'w') as f: f.write(text); f.flush(); os.fsync(f.fileno())
+        os.replace(tmp, p)
+    finally: tmp.unlink(missing_ok=True)
+    fd = os.open(p.parent, os.O_RDONLY)
+    try: os.fsync(fd)
+    finally: os.close(fd)
+    return p
 
 # %% ../nbs/00_config.ipynb #864f1910
 def mlkit_home() -> Path:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #61c32525
 from __future__ import annotations
-import dataclasses, gzip, hashlib, json, math, re, warnings
+import dataclasses, glob, gzip, hashlib, json, math, os, re, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from importlib.resources import files
@@ -13,11 +13,14 @@ from fastcore.basics import patch
 from .config import DataError, UsageError, Settings, load_settings
 
 # %% auto #0
-__all__ = ['NA_VALUES', 'CSV_SUFFIXES', 'PARQUET_SUFFIXES', 'ADULT_TARGET', 'ADULT_SENSITIVE', 'ADULT_POSITIVE', 'TASKS',
-           'MAX_INTEGER_CLASSES', 'read_table', 'adult_path', 'load_adult', 'class_label', 'sort_labels', 'Column',
-           'Schema', 'infer_task', 'date_dayfirst', 'column_dayfirst', 'parse_dates', 'infer_schema', 'apply_schema',
-           'load_dataset', 'Problem', 'ValidationReport', 'discover', 'validate', 'validate_file', 'summarize',
-           'data_hash', 'stratified_mask', 'holdout_split', 'load_for_run', 'load_recorded']
+__all__ = ['NA_VALUES', 'CSV_SUFFIXES', 'PARQUET_SUFFIXES', 'TABLE_SUFFIXES', 'ADULT_TARGET', 'ADULT_SENSITIVE', 'ADULT_POSITIVE',
+           'TASKS', 'MAX_INTEGER_CLASSES', 'TRAIN', 'VAL', 'TEST', 'HOLDOUT_SALT', 'read_table', 'table_files',
+           'is_parquet', 'table_rows', 'arrow_schema', 'iter_frames', 'sample_rows', 'adult_path', 'load_adult',
+           'class_label', 'sort_labels', 'Column', 'Schema', 'infer_task', 'date_dayfirst', 'column_dayfirst',
+           'parse_dates', 'infer_schema', 'apply_schema', 'load_dataset', 'Problem', 'ValidationReport', 'discover',
+           'validate', 'validate_file', 'summarize', 'row_hashes', 'hash_digest', 'data_hash', 'hash_split',
+           'TableScan', 'scan_table', 'TablePart', 'discover_table', 'table_part', 'frame_of', 'stream_decision',
+           'stratified_mask', 'split_mask', 'split_rows', 'holdout_split', 'load_for_run', 'load_recorded']
 
 # %% ../nbs/01_data.ipynb #66c342ea
 NA_VALUES = ['?', '', 'NA', 'N/A', 'NaN', 'nan', 'null', 'NULL', 'None']
@@ -31,6 +34,8 @@ def _strip_strings(df: pd.DataFrame) -> pd.DataFrame:
     df.columns = [str(c).strip() for c in df.columns]
     return df
 
+def _is_glob(path) -> bool: return any(ch in str(path) for ch in '*?[')
+
 def _separator(head: bytes) -> str:
     "The field separator of a CSV from its header line: ',' unless ';', tab or '|' splits it into more fields."
     line = head.split(b'\n', 1)[0]
@@ -39,11 +44,11 @@ def _separator(head: bytes) -> str:
     return best if counts[best] > counts[','] else ','
 
 def read_table(path, encoding: str = 'utf-8') -> pd.DataFrame:
-    "Read a CSV (`.csv`, `.tsv`, optionally `.gz`) or Parquet file into a frame, or raise one clear `DataError`."
+    "Read a CSV (`.csv`, `.tsv`, optionally `.gz`) or Parquet file (or a folder or glob of them) into a frame, or raise one clear `DataError`."
+    if _is_glob(path) or Path(path).is_dir(): return _read_files(path, encoding)
     p = Path(path)
     name = p.name.lower()
     if not p.exists(): raise DataError(f"data file not found: {p}")
-    if p.is_dir(): raise DataError(f"data path is a folder, not a file: {p}")
     if p.stat().st_size == 0: raise DataError(f"data file is empty (0 bytes): {p}")
     try:
         if name.endswith(PARQUET_SUFFIXES): df = pd.read_parquet(p)
@@ -68,6 +73,124 @@ def read_table(path, encoding: str = 'utf-8') -> pd.DataFrame:
     dups = [c for c in df.columns if '.' in str(c) and str(c).rsplit('.', 1)[0] in df.columns and str(c).rsplit('.', 1)[1].isdigit()]
     if dups: raise DataError(f"{p} has duplicate column names: {', '.join(dups)}")
     return _strip_strings(df)
+
+# %% ../nbs/01_data.ipynb #cd6db073
+TABLE_SUFFIXES = PARQUET_SUFFIXES + CSV_SUFFIXES
+
+def _listed(path) -> list:
+    if _is_glob(path): return [Path(p) for p in sorted(glob.glob(str(path), recursive=True)) if Path(p).is_file()]
+    p = Path(path)
+    if not p.exists(): raise DataError(f"data file not found: {p}")
+    if not p.is_dir(): return [p]
+    return sorted(q for q in p.rglob('*') if q.is_file() and not any(s.startswith(('.', '_')) for s in q.relative_to(p).parts))
+
+# %% ../nbs/01_data.ipynb #4f7679e3
+def table_files(path) -> list:
+    "The files of the table at `path`: a file, a folder of Parquet (or CSV) files, or a glob; sorted."
+    got = _listed(path)
+    if _is_glob(path) or Path(path).is_dir():
+        got = [f for f in got if f.name.lower().endswith(TABLE_SUFFIXES)]
+        if not got: raise DataError(f"no Parquet or CSV files found in {path}")
+        kinds = {f.name.lower().endswith(PARQUET_SUFFIXES) for f in got}
+        if len(kinds) > 1: raise DataError(f"{path} mixes Parquet and CSV files: use one format for a table")
+    return got
+
+# %% ../nbs/01_data.ipynb #babd756f
+def is_parquet(path) -> bool:
+    "Whether the table at `path` is Parquet (every file; `table_files` refuses a mix)."
+    return table_files(path)[0].name.lower().endswith(PARQUET_SUFFIXES)
+
+def table_rows(path) -> int:
+    "Rows of the table at `path`: from the Parquet footers (no values read), or the CSV's lines less the header."
+    import pyarrow.parquet as pq
+    fs = table_files(path)
+    if is_parquet(path): return sum(pq.ParquetFile(f).metadata.num_rows for f in fs)
+    return sum(len(read_table(f)) for f in fs)
+
+# %% ../nbs/01_data.ipynb #d786f2e8
+def arrow_schema(path):
+    "The Arrow schema of every Parquet file of the table at `path` (an all-missing column's null type unified); a `DataError` names the first file that differs."
+    import pyarrow as pa, pyarrow.parquet as pq
+    fs, first = table_files(path), None
+    for f in fs:
+        try: sch = pq.read_schema(f).remove_metadata()
+        except Exception as e: raise DataError(f"cannot read {f}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        if first is None: first = sch; continue
+        try:
+            if sorted(sch.names) != sorted(first.names): raise TypeError('columns')
+            first = pa.unify_schemas([first, sch])
+        except (TypeError, pa.ArrowException):
+            diff = sorted(set(map(str, sch)) ^ set(map(str, first)))
+            raise DataError(f"{f} does not match the schema of {fs[0]}: {'; '.join(diff[:4])}") from None
+    return first
+
+# %% ../nbs/01_data.ipynb #0cdffe77
+def _read_files(path, encoding='utf-8') -> pd.DataFrame:
+    "Every file of the table at `path` in one frame (`table_files` order)."
+    import pyarrow.parquet as pq
+    fs = table_files(path)
+    if not is_parquet(path): return pd.concat([read_table(f, encoding) for f in fs], ignore_index=True)
+    try: t = pq.ParquetDataset([str(f) for f in fs], schema=arrow_schema(path)).read()
+    except DataError: raise
+    except Exception as e: raise DataError(f"cannot read {path}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+    return _strip_strings(t.to_pandas())
+
+# %% ../nbs/01_data.ipynb #217ecdee
+def _nullable(files) -> set:
+    "Columns with a missing value in some row group of the Parquet `files` (a column without statistics counts as nullable)."
+    import pyarrow.parquet as pq
+    out = set()
+    for f in files:
+        md = pq.ParquetFile(f).metadata
+        for g in range(md.num_row_groups):
+            for j in range(md.num_columns):
+                c = md.row_group(g).column(j); st = c.statistics
+                if st is None or not st.has_null_count or st.null_count > 0: out.add(c.path_in_schema)
+    return out
+
+# %% ../nbs/01_data.ipynb #2e649596
+def _batch_frame(batch, nullable: set) -> pd.DataFrame:
+    "A record batch as `read_table` would give its rows: strings stripped (by Arrow), categories as plain values, nullable integers as float64, nullable booleans as objects."
+    import pyarrow as pa, pyarrow.compute as pc
+    cols = []
+    for f, col in zip(batch.schema, batch.columns):
+        if pa.types.is_dictionary(f.type): col = col.cast(f.type.value_type)
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type): col = pc.utf8_trim_whitespace(col)
+        cols.append(col)
+    df = pa.RecordBatch.from_arrays(cols, names=[str(n).strip() for n in batch.schema.names]).to_pandas()
+    for c in df.columns:
+        if c in nullable and pd.api.types.is_integer_dtype(df[c]): df[c] = df[c].astype('float64')
+        elif c in nullable and pd.api.types.is_bool_dtype(df[c]): df[c] = df[c].astype(object)
+    return df
+
+# %% ../nbs/01_data.ipynb #21ce556c
+def iter_frames(path, columns=None, batch_rows: int = 65_536):
+    "Frames of at most `batch_rows` rows of the table at `path`, in `table_files` order (Parquet: streamed)."
+    import pyarrow.parquet as pq
+    if not is_parquet(path):
+        df = read_table(path)
+        df = df[list(columns)] if columns is not None else df
+        for i in range(0, len(df), batch_rows): yield df.iloc[i:i + batch_rows].reset_index(drop=True)
+        return
+    arrow_schema(path)
+    fs = table_files(path); nul = _nullable(fs)
+    for f in fs:
+        for b in pq.ParquetFile(f).iter_batches(batch_size=batch_rows, columns=columns): yield _batch_frame(b, nul)
+
+# %% ../nbs/01_data.ipynb #83cec243
+def sample_rows(path, n: int, seed: int = 0, columns=None) -> pd.DataFrame:
+    "A uniform sample of `n` rows of the table at `path` (all rows when it has no more), in table order; bounded memory."
+    total = table_rows(path)
+    if total <= n or not is_parquet(path):
+        df = read_table(path)
+        df = df[list(columns)] if columns is not None else df
+        return df if total <= n else df.iloc[np.sort(np.random.default_rng(seed).choice(total, n, replace=False))].reset_index(drop=True)
+    want, parts, start = np.sort(np.random.default_rng(seed).choice(total, n, replace=False)), [], 0
+    for df in iter_frames(path, columns):
+        lo, hi = np.searchsorted(want, [start, start + len(df)])
+        if hi > lo: parts.append(df.iloc[want[lo:hi] - start])
+        start += len(df)
+    return pd.concat(parts, ignore_index=True)
 
 # %% ../nbs/01_data.ipynb #be7cd19c
 ADULT_TARGET = 'ltgt50k'
@@ -498,15 +621,18 @@ def _check_target(rep, y: pd.Series, task: str, s: Settings, contract=False):
     if task == 'regression':
         if not contract and v.nunique() < 2: rep.add('target_constant', y.name, f"the target has a single value ({_num(v.iloc[0])!r}); there is nothing to learn")
         return
-    counts = _labels(v).value_counts()
+    _check_class_counts(rep, y.name, _labels(v).value_counts(), s, contract)
+
+def _check_class_counts(rep, name, counts: pd.Series, s: Settings, contract=False):
+    "The class rules of `_check_target` on the target's class `counts` (of a frame, or summed over a stream's batches)."
     if len(counts) < 2:
         one = f"the target has {_plural(len(counts), 'class', 'classes')}" + (f" ({counts.index[0]!r})" if len(counts) else '')
-        if contract: rep.add('target_one_class', y.name, one + ": fine for an evaluation file or a retrain batch, but "
+        if contract: rep.add('target_one_class', name, one + ": fine for an evaluation file or a retrain batch, but "
                              "metrics that compare classes (ROC AUC) are undefined and training needs two", len(counts), 'warning')
-        else: rep.add('target_one_class', y.name, one + "; training needs two")
+        else: rep.add('target_one_class', name, one + "; training needs two")
     elif not contract:
         for c, n in counts[counts < s.min_rows_per_class].items():
-            rep.add('target_rare_class', y.name, f"class {c!r} has only {_plural(int(n), 'row')} (min {s.min_rows_per_class}): "
+            rep.add('target_rare_class', name, f"class {c!r} has only {_plural(int(n), 'row')} (min {s.min_rows_per_class}): "
                     "it cannot be split into training, validation and test rows; remove it or add rows", int(n))
 
 # %% ../nbs/01_data.ipynb #6e699f34
@@ -524,22 +650,31 @@ def _check_leaks(rep, df: pd.DataFrame, target: str, cols, task: str, s: Setting
             rep.add('target_leak', c, f"alone predicts the target {target!r} with score {sc:.3f} (threshold {s.leak_threshold})", sc)
 
 # %% ../nbs/01_data.ipynb #6458ef46
-def _discovery_warnings(rep, df: pd.DataFrame, sch: Schema, s: Settings, dates: dict|None = None):
-    n = int(df[sch.target].isna().sum())
-    if n: rep.add('target_missing_values', sch.target, f"{_plural(n, 'row')} without a target value: dropped from training", n, 'warning')
+def _warn_target_missing(rep, target, n: int):
+    if n: rep.add('target_missing_values', target, f"{_plural(n, 'row')} without a target value: dropped from training", n, 'warning')
+
+def _warn_completeness(rep, sch: Schema, s: Settings):
     for c, col in sch.columns.items():
         rep.completeness[c] = round(1 - col.missing_share, 6)
         if col.missing_share > s.max_missing_share:
             act = 'the transform gives them a missing category' if col.kind == 'categorical' else 'the transform imputes them and adds a missing flag'
             rep.add('completeness', c, f"{col.missing_share:.1%} of values are missing (above {s.max_missing_share:.1%}): {act}", col.missing_share, 'warning')
+
+def _warn_duplicates(rep, dup: int, n: int):
+    if dup: rep.add('duplicate_rows', None, f"{_plural(dup, 'duplicate row')} ({dup / n:.2%}): kept", dup / n, 'warning')
+
+# %% ../nbs/01_data.ipynb #2acc0758
+def _discovery_warnings(rep, df: pd.DataFrame, sch: Schema, s: Settings, dates: dict|None = None):
+    _warn_target_missing(rep, sch.target, int(df[sch.target].isna().sum()))
+    _warn_completeness(rep, sch, s)
+    for c, col in sch.columns.items():
         if col.kind == 'datetime':
             bad = int((_dates_of(df, c, dates).isna() & df[c].notna()).sum())
             rep.add('date_column', c, f"dates {col.min} .. {col.max}: parsed into features" +
                     (f" ({_plural(bad, 'value')} that are not dates become missing)" if bad else ''), bad, 'warning')
     for c, why in sch.dropped.items():
         if why != 'dropped by --drop': rep.add('dropped_column', c, f"{why}: dropped from the inputs", None, 'warning')
-    dup = int(df.duplicated().sum())
-    if dup: rep.add('duplicate_rows', None, f"{_plural(dup, 'duplicate row')} ({dup / len(df):.2%}): kept", dup / len(df), 'warning')
+    _warn_duplicates(rep, int(df.duplicated().sum()), len(df))
 
 # %% ../nbs/01_data.ipynb #a6763c95
 def _strict(rep, strict: bool):
@@ -652,7 +787,9 @@ def validate(df: pd.DataFrame, target: str, schema: Schema|None = None, settings
 # %% ../nbs/01_data.ipynb #89578442
 def validate_file(path, target: str, schema=None, sensitive=(), settings: Settings|None = None, encoding='utf-8', *,
                   positive_class=None, task: str|None = None, drop=(), id_columns=(), strict=False) -> ValidationReport:
-    "Read `path` and `validate` it against the schema at `schema`, or `discover` it when there is none."
+    "Read `path` and `validate` it against the schema at `schema`, or `discover` it when there is none (streamed when large: `discover_table`)."
+    if schema is None and stream_decision(path, settings)[0]:
+        return discover_table(path, target, sensitive, positive_class, settings, task=task, drop=drop, id_columns=id_columns, strict=strict)[1]
     df = read_table(path, encoding=encoding)
     if schema is None:
         return discover(df, target, sensitive, positive_class, settings, task=task, drop=drop, id_columns=id_columns,
@@ -663,6 +800,7 @@ def validate_file(path, target: str, schema=None, sensitive=(), settings: Settin
 # %% ../nbs/01_data.ipynb #29fe6193
 def summarize(df: pd.DataFrame, target: str, task: str|None = None) -> dict:
     "Rows, feature count, per-feature missing share (non-zero only) and every class's share (or the target's mean/std)."
+    if not isinstance(df, pd.DataFrame): return dict(df.summary)   # a streamed `TablePart`
     feats = [c for c in df.columns if c != target]
     ms = {c: round(float(df[c].isna().mean()), 4) for c in feats if df[c].isna().any()}
     out = dict(rows=len(df), features=len(feats), missing_share=ms)
@@ -675,16 +813,221 @@ def summarize(df: pd.DataFrame, target: str, task: str|None = None) -> dict:
     return out
 
 # %% ../nbs/01_data.ipynb #6c8947fe
-def data_hash(df: pd.DataFrame) -> str:
-    "SHA-256 of `df`'s content, independent of row and column order: `sha256:<hex>`."
+def row_hashes(df: pd.DataFrame) -> np.ndarray:
+    "One stable uint64 hash per row of `df` (columns in name order): what `data_hash` sorts and digests."
     cols = sorted(map(str, df.columns))
-    d = df[cols] if len(cols) else df
+    return pd.util.hash_pandas_object(df[cols], index=False).to_numpy() if len(cols) and len(df) else np.zeros(0, 'uint64')
+
+def hash_digest(dtypes: dict, hashes: np.ndarray) -> str:
+    "`sha256:<hex>` of the columns' `{name: dtype}` and the row hashes, in any order (they are sorted)."
     h = hashlib.sha256()
-    h.update(json.dumps([[c, str(d[c].dtype)] for c in cols]).encode())
-    if len(d):
-        rows = np.sort(pd.util.hash_pandas_object(d, index=False).to_numpy())
-        h.update(rows.tobytes())
+    h.update(json.dumps([[c, str(dtypes[c])] for c in sorted(map(str, dtypes))]).encode())
+    if len(hashes): h.update(np.sort(hashes).tobytes())
     return 'sha256:' + h.hexdigest()
+
+def data_hash(df: pd.DataFrame) -> str:
+    "SHA-256 of `df`'s content, independent of row and column order: `sha256:<hex>` (a streamed `TablePart`: the hash its pass computed)."
+    if not isinstance(df, pd.DataFrame): return df.hash   # a streamed `TablePart`
+    return hash_digest({str(c): df[c].dtype for c in df.columns}, row_hashes(df))
+
+# %% ../nbs/01_data.ipynb #fc56f767
+TRAIN, VAL, TEST = 0, 1, 2
+_SPLIT_NAMES = {'train': TRAIN, 'training': TRAIN, 'val': VAL, 'valid': VAL, 'validation': VAL, 'test': TEST}
+
+def _uniform(h: np.ndarray, seed: int) -> np.ndarray:
+    "Uniform numbers in [0, 1) from uint64 hashes `h` and a seed (the splitmix64 finalizer)."
+    with np.errstate(over='ignore'):
+        z = h ^ np.uint64((int(seed) * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) % 2**64)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return ((z ^ (z >> np.uint64(31))) >> np.uint64(11)).astype('float64') / 2.0**53
+
+# %% ../nbs/01_data.ipynb #715216a5
+def hash_split(df: pd.DataFrame, test_fraction: float = 0.2, val_fraction: float = 0.15, seed: int = 0, key=None,
+               split_column: str|None = None, hashes: np.ndarray|None = None) -> np.ndarray:
+    "The part of each row of `df` (int8 `TRAIN`, `VAL`, `TEST`) from a stable hash of its `key` columns (default: all) or `split_column`."
+    if split_column is not None:
+        v = df[split_column].astype(object).map(lambda x: _SPLIT_NAMES.get(str(x).strip().lower(), -1) if x is not None else -1)
+        if (v < 0).any(): raise DataError(f"split column {split_column!r} holds {df[split_column][v < 0].iloc[0]!r}: use train, val or test")
+        return v.to_numpy('int8')
+    if hashes is None or key: hashes = row_hashes(df[list(key)] if key else df)   # `hashes`: the rows' `row_hashes`, when known
+    u = _uniform(hashes, seed)
+    return np.where(u < test_fraction, TEST, np.where(u < test_fraction + (1 - test_fraction) * val_fraction, VAL, TRAIN)).astype('int8')
+
+# %% ../nbs/01_data.ipynb #1e63d094
+@dataclass
+class TableScan:
+    "Statistics of one streaming pass over a table, whole and per part (`TRAIN`+`VAL` is the training part)."
+    rows: int = 0
+    dtypes: dict = field(default_factory=dict)
+    nulls: dict = field(default_factory=dict)       # part code -> {column: missing values}
+    lo: dict = field(default_factory=dict)          # numeric column -> min (whole table)
+    hi: dict = field(default_factory=dict)
+    labels: dict = field(default_factory=dict)      # part code -> class counts of the target (labelled rows)
+    categories: dict = field(default_factory=dict)  # column -> category counts of the training part's labelled rows
+    target_stats: dict = field(default_factory=dict)  # part code -> [n, sum, sum of squares] of a numeric target
+    hashes: list = field(default_factory=list, repr=False)
+    codes: list = field(default_factory=list, repr=False)
+
+# %% ../nbs/01_data.ipynb #934a3e5f
+def _add(d: dict, k, s: pd.Series):
+    d[k] = s if k not in d else d[k].add(s, fill_value=0)
+
+@patch
+def add(self: TableScan, df: pd.DataFrame, codes: np.ndarray, target: str, categorical=(), regression=False, hashes=None):
+    "Add one batch `df` whose rows fall in the parts `codes` (`hashes`: its `row_hashes`, when known)."
+    self.rows += len(df); self.dtypes = self.dtypes or {str(c): df[c].dtype for c in df.columns}
+    self.hashes.append(row_hashes(df) if hashes is None else hashes); self.codes.append(codes)
+    for k, row in df.isna().groupby(codes).sum().iterrows(): _add(self.nulls, int(k), row)
+    for c in df.columns:
+        if _is_numeric(df[c]) and df[c].notna().any():
+            self.lo[c], self.hi[c] = min(self.lo.get(c, np.inf), df[c].min()), max(self.hi.get(c, -np.inf), df[c].max())
+    lab = df[target].notna().to_numpy() if target in df.columns else np.zeros(len(df), bool)
+    for k in np.unique(codes):
+        y = df[target][lab & (codes == k)] if target in df.columns else pd.Series(dtype=object)
+        if regression: self.target_stats[int(k)] = list(np.add(self.target_stats.get(int(k), [0, 0.0, 0.0]), [len(y), float(y.sum()), float((y.astype(float) ** 2).sum())]))
+        else: _add(self.labels, int(k), _labels(y).value_counts())
+    tr = lab & (codes != TEST)
+    for c in categorical: _add(self.categories, c, _labels(df[c][tr]).value_counts())
+    return self
+
+# %% ../nbs/01_data.ipynb #454b3c11
+@patch
+def part_hash(self: TableScan, parts=(TRAIN, VAL, TEST)) -> str:
+    "`data_hash` of the rows in `parts` (default: the whole table)."
+    h, c = np.concatenate(self.hashes or [np.zeros(0, 'uint64')]), np.concatenate(self.codes or [np.zeros(0, 'int8')])
+    return hash_digest(self.dtypes, h[np.isin(c, list(parts))])
+
+@patch(as_prop=True)
+def duplicates(self: TableScan) -> int:
+    "Rows whose content (hash) another row already has."
+    h = np.concatenate(self.hashes or [np.zeros(0, 'uint64')])
+    return int(len(h) - len(np.unique(h)))
+
+@patch
+def part_rows(self: TableScan, parts) -> int: return int(np.isin(np.concatenate(self.codes or [np.zeros(0, 'int8')]), list(parts)).sum())
+
+# %% ../nbs/01_data.ipynb #a0716566
+def scan_table(path, target: str, categorical=(), test_fraction=0.2, val_fraction=0.15, seed=0, key=None, split_column=None,
+               regression=False, batch_rows: int = 65_536) -> TableScan:
+    "One streaming pass over the table at `path`: a `TableScan` of its rows, parts (`hash_split`) and statistics."
+    scan = TableScan()
+    for df in iter_frames(path, batch_rows=batch_rows):
+        h = row_hashes(df)
+        scan.add(df, hash_split(df, test_fraction, val_fraction, seed, key, split_column, h), target, categorical, regression, h)
+    if scan.rows == 0: raise DataError(f"{path} has no rows")
+    return scan
+
+# %% ../nbs/01_data.ipynb #f6e3632c
+@dataclass
+class TablePart:
+    "The training (or test) part of a table too large to load: its rows are those of `path` whose `hash_split` code is in `parts`."
+    path: str
+    parts: tuple
+    split: dict                  # hash_split's test_fraction, seed, key and split_column
+    rows: int
+    hash: str
+    summary: dict = field(default_factory=dict)
+    stats: dict = field(default_factory=dict, repr=False)   # the training part: category counts and missing values (the transform's)
+    def __len__(self): return self.rows
+    def __repr__(self): return f"TablePart({self.path!r}, parts {list(self.parts)}, {self.rows:,} rows)"
+
+# %% ../nbs/01_data.ipynb #958e81c0
+@patch
+def codes(self: TablePart, df: pd.DataFrame, val_fraction: float = 0.15) -> np.ndarray:
+    "The `hash_split` codes of the rows of `df` (a batch of this part's table)."
+    return hash_split(df, self.split.get('test_fraction', 0.2), val_fraction, self.split.get('seed', 0),
+                      self.split.get('key'), self.split.get('split_column'))
+
+@patch
+def frames(self: TablePart, columns=None, batch_rows: int = 65_536):
+    "This part's rows, batch by batch (table order)."
+    for df in iter_frames(self.path, batch_rows=batch_rows):
+        df = df[np.isin(self.codes(df), self.parts)].reset_index(drop=True)
+        if len(df): yield df if columns is None else df[list(columns)]
+
+# %% ../nbs/01_data.ipynb #5525dcba
+@patch
+def sample(self: TablePart, n: int, seed: int = 0, random_state: int|None = None) -> pd.DataFrame:
+    "A uniform sample of at most `n` of this part's rows (`random_state`: pandas' name for `seed`)."
+    seed = seed if random_state is None else random_state
+    total = table_rows(self.path)
+    df = sample_rows(self.path, min(total, int(n * total / max(self.rows, 1) * 1.1) + 100), seed)
+    df = df[np.isin(self.codes(df), self.parts)]
+    if len(df) > n: df = df.iloc[np.sort(np.random.default_rng(seed).choice(len(df), n, replace=False))]
+    return df.reset_index(drop=True)
+
+# %% ../nbs/01_data.ipynb #2f3a59d3
+def _counts(series) -> pd.Series:
+    "Counts summed over several `value_counts`."
+    series = list(series)
+    return pd.concat(series).groupby(level=0).sum() if series else pd.Series(dtype='int64')
+
+_RESTATED = ('target_missing_values', 'completeness', 'duplicate_rows', 'target_rare_class', 'target_one_class')
+
+def _restate(rep, sch: Schema, scan: TableScan, s: Settings):
+    "`rep` and `sch` from a sample, with what the whole table says (by the same rules)."
+    rep.rows, rep.problems = scan.rows, [p for p in rep.problems if p.rule not in _RESTATED]
+    train_rows, nul = scan.part_rows((TRAIN, VAL)), lambda c, ks: sum(int(scan.nulls.get(k, {}).get(c, 0)) for k in ks)
+    for c, col in sch.columns.items():
+        col.missing_share = round(nul(c, (TRAIN, VAL)) / max(train_rows, 1), 6)
+        if col.kind == 'numeric' and c in scan.lo: col.min, col.max = _num(scan.lo[c]), _num(scan.hi[c])
+    _warn_target_missing(rep, sch.target, nul(sch.target, (TRAIN, VAL, TEST)))
+    _warn_completeness(rep, sch, s)
+    _warn_duplicates(rep, scan.duplicates, scan.rows)
+    if sch.task != 'regression':
+        counts = _counts(scan.labels.values())
+        _check_class_counts(rep, sch.target, counts, s)
+        if sch.task == 'multiclass': sch.classes = sort_labels(counts.index)
+
+# %% ../nbs/01_data.ipynb #c9ccdaed
+def discover_table(path, target: str, sensitive=(), positive_class=None, settings: Settings|None = None, *, task=None, drop=(),
+                   id_columns=(), strict=False, test_fraction=0.2, seed=0, split_column=None):
+    "`(schema, report, scan)` of the table at `path` without loading it: `discover` on a sample, restated by one `scan_table` pass."
+    s = settings or load_settings()
+    sample = sample_rows(path, s.quantile_sample_rows, seed)
+    sch, rep = discover(sample, target, sensitive, positive_class, s, task=task, drop=drop, id_columns=id_columns, path=path)
+    if sch is None: return None, _strict(rep, strict), None
+    scan = scan_table(path, target, sch.categorical(), test_fraction, 0.15, seed, list(sch.id_columns) or None, split_column,
+                      sch.task == 'regression', s.stream_batch_rows)
+    _restate(rep, sch, scan, s)
+    rep.columns = len(scan.dtypes)
+    return sch, _strict(rep, strict), scan
+
+# %% ../nbs/01_data.ipynb #453194f8
+def _part_summary(scan: TableScan, parts, target: str, task: str) -> dict:
+    n, nul = scan.part_rows(parts), {c: sum(int(scan.nulls.get(k, {}).get(c, 0)) for k in parts) for c in scan.dtypes}
+    out = dict(rows=n, features=len(scan.dtypes) - 1, missing_share={c: round(v / n, 4) for c, v in nul.items() if v and c != target})
+    if task != 'regression':
+        share = _counts(scan.labels[k] for k in parts if k in scan.labels)
+        share = share / max(share.sum(), 1)
+        out['class_balance'] = {k: round(float(share[k]), 4) for k in sort_labels(share.index)}
+    else:
+        m, s1, s2 = np.sum([scan.target_stats.get(k, [0, 0.0, 0.0]) for k in parts], axis=0)
+        out['target'] = dict(mean=float(s1 / m), std=float(np.sqrt(max(s2 / m - (s1 / m) ** 2, 0) * m / max(m - 1, 1))))
+    return out
+
+def table_part(path, scan: TableScan, parts, split: dict, target: str, task: str) -> TablePart:
+    "The `TablePart` of `parts` of the scanned table at `path`."
+    stats = dict(categories={c: {str(k): int(v) for k, v in n.items()} for c, n in scan.categories.items()},
+                 nulls={c: sum(int(scan.nulls.get(k, {}).get(c, 0)) for k in parts) for c in scan.dtypes}) if TEST not in parts else {}
+    return TablePart(str(path), tuple(parts), split, scan.part_rows(parts), scan.part_hash(parts), _part_summary(scan, parts, target, task), stats)
+
+# %% ../nbs/01_data.ipynb #3095f959
+def frame_of(df, max_rows: int = 200_000, seed: int = 0) -> pd.DataFrame:
+    "`df` itself when it is a frame; a streamed `TablePart`: a uniform sample of at most `max_rows` of its rows."
+    return df if isinstance(df, pd.DataFrame) else df.sample(max_rows, seed)
+
+# %% ../nbs/01_data.ipynb #51f4401c
+def stream_decision(path, settings: Settings|None = None) -> tuple:
+    "`(streams, line)`: whether the table at `path` streams (a Parquet table of at least `stream_rows` rows), and a line saying so."
+    s = settings or load_settings()
+    fs = table_files(path)
+    what = _plural(len(fs), 'file')
+    if not is_parquet(path): return False, f"reading {what} in memory (CSV; convert to Parquet to stream)"
+    n = table_rows(path)
+    if n >= s.stream_rows: return True, f"streaming {n:,} rows from {what} (>= stream_rows {s.stream_rows:,})"
+    return False, f"reading {n:,} rows from {what} in memory (< stream_rows {s.stream_rows:,})"
 
 # %% ../nbs/01_data.ipynb #a76d9fc1
 def stratified_mask(labels, fraction: float, rng: np.random.Generator, stratify: bool = True) -> np.ndarray:
@@ -702,15 +1045,22 @@ def stratified_mask(labels, fraction: float, rng: np.random.Generator, stratify:
     return m
 
 # %% ../nbs/01_data.ipynb #495d2f00
-def _holdout_mask(df: pd.DataFrame, target: str, fraction: float, seed: int, stratify: bool|None) -> np.ndarray:
-    if not 0 < fraction < 1: raise DataError(f"test fraction must be between 0 and 1, got {fraction}")
+HOLDOUT_SALT = 7919   # added to the seed for the held-out test split, so it draws other rows than the validation split
+
+def split_mask(df: pd.DataFrame, target: str, fraction: float, seed: int = 0, stratify: bool|None = None) -> np.ndarray:
+    "The rows `split_rows` puts in its part, as a boolean mask."
+    if not 0 < fraction < 1: raise UsageError(f"a split fraction must be between 0 and 1, got {fraction}")
     if stratify is None: stratify = infer_task(df[target])[0] != 'regression'
-    return stratified_mask(df[target], fraction, np.random.default_rng(seed + 7919), stratify)
+    return stratified_mask(df[target], fraction, np.random.default_rng(seed), stratify)
+
+def split_rows(df: pd.DataFrame, target: str, fraction: float, seed: int = 0, stratify: bool|None = None):
+    "`(rest, part)`: about `fraction` of `df`'s labelled rows in `part`, per class unless `stratify=False` (default: unless a regression)."
+    m = split_mask(df, target, fraction, seed, stratify)
+    return df[~m].reset_index(drop=True), df[m].reset_index(drop=True)
 
 def holdout_split(df: pd.DataFrame, target: str, fraction: float = 0.2, seed: int = 0, stratify: bool|None = None):
-    "Split `df` into (train, test), stratified by the target unless `stratify=False` (default: unless it is a regression)."
-    m = _holdout_mask(df, target, fraction, seed, stratify)
-    return df[~m].reset_index(drop=True), df[m].reset_index(drop=True)
+    "The held-out test split of a run: `split_rows` with the seed `seed + HOLDOUT_SALT`."
+    return split_rows(df, target, fraction, seed + HOLDOUT_SALT, stratify)
 
 # %% ../nbs/01_data.ipynb #935120e4
 def _blank_bad_dates(df: pd.DataFrame, sch: Schema, dates: dict|None = None) -> pd.DataFrame:
@@ -733,6 +1083,55 @@ def _contract_options(task, drop, id_columns, positive_class):
     if given: raise UsageError(f"{', '.join(given)} cannot be combined with --schema: the schema decides the task, "
                                "the input and ID columns and the positive class")
 
+# %% ../nbs/01_data.ipynb #855c79c4
+def _pass_key(data, test_data, *args) -> str:
+    "A key for one streamed pass: its files (name, size, mtime) and every argument."
+    fs = [(str(f.absolute()), f.stat().st_size, f.stat().st_mtime_ns) for p in (data, test_data) if p is not None for f in table_files(p)]
+    return hashlib.sha256(json.dumps([fs, *args], default=str, sort_keys=True).encode()).hexdigest()[:32]   # tuples and lists alike
+
+def _cache_file(key) -> Path:
+    from mlkit.config import mlkit_home
+    return mlkit_home()/'cache'/'tables'/f'{key}.json'
+
+def _cache_put(key, train, test, sch, rep):
+    f = _cache_file(key); f.parent.mkdir(parents=True, exist_ok=True)
+    tmp = f.with_suffix(f'.{os.getpid()}.tmp')
+    tmp.write_text(json.dumps(dict(train=asdict(train), test=asdict(test), schema=sch.to_dict(), report=rep.to_dict()), default=_json_default))
+    os.replace(tmp, f)
+
+# %% ../nbs/01_data.ipynb #76e206bf
+def _cache_get(key):
+    "`(train, test, schema, report)` of a cached pass, or None."
+    f = _cache_file(key)
+    if not f.exists(): return None
+    try: d = json.loads(f.read_text())
+    except (OSError, json.JSONDecodeError): return None
+    r = d['report']
+    rep = ValidationReport(r['path'], r['rows'], r['columns'], [Problem(**p) for p in r['problems']], r['completeness'],
+                           r['dropped'], r['task'], r['task_reason'])
+    part = lambda p: TablePart(**{**p, 'parts': tuple(p['parts'])})
+    return part(d['train']), part(d['test']), Schema.from_dict(d['schema']), rep
+
+# %% ../nbs/01_data.ipynb #2f568589
+def _load_streamed(data, target, sensitive, schema, test_data, test_fraction, seed, positive_class, s, report, **opts):
+    "`load_for_run` for a table that streams: `discover_table`, then the parts as `TablePart`s (cached: `_pass_cache`)."
+    key = _pass_key(data, test_data, target, sensitive, test_fraction, seed, positive_class, s, opts)
+    hit = _cache_get(key)
+    if hit is not None: train, test, sch, rep = hit; return (train, test, sch, rep) if report else (train, test, sch)
+    if schema is not None: raise UsageError(f"a schema (contract) cannot be checked on a streamed table yet: {data} has "
+                                            f"at least stream_rows ({s.stream_rows:,}) rows; leave out --schema, or raise MLKIT_STREAM_ROWS")
+    tf = 0.0 if test_data is not None else test_fraction
+    sch, rep, scan = discover_table(data, target, sensitive or (), positive_class, s, test_fraction=tf, seed=seed, **opts)
+    rep.raise_if_invalid(str(data))
+    split = dict(test_fraction=tf, seed=seed, key=list(sch.id_columns) or None, split_column=opts.get('split_column'))
+    train = table_part(data, scan, (TRAIN, VAL), split, target, sch.task)
+    if test_data is None: test = table_part(data, scan, (TEST,), split, target, sch.task)
+    else:
+        tscan = scan_table(test_data, target, (), 0.0, 0.0, seed, regression=sch.task == 'regression', batch_rows=s.stream_batch_rows)
+        test = table_part(test_data, tscan, (TRAIN, VAL, TEST), dict(test_fraction=0.0, seed=seed), target, sch.task)   # every row
+    _cache_put(key, train, test, sch, rep)
+    return (train, test, sch, rep) if report else (train, test, sch)
+
 # %% ../nbs/01_data.ipynb #1ef11cb0
 def _load_test_file(test_data, target, sch: Schema, s: Settings, rep: ValidationReport) -> pd.DataFrame:
     "The separate test file, checked against the run's schema: structural problems raise, range drift is a warning."
@@ -743,9 +1142,15 @@ def _load_test_file(test_data, target, sch: Schema, s: Settings, rep: Validation
 
 def load_for_run(data=None, target=None, sensitive=None, schema=None, test_data=None, test_fraction=0.2, seed=0,
                  positive_class=None, *, task: str|None = None, drop=(), id_columns=(), strict=False, report=False,
-                 settings: Settings|None = None):
-    "`(train, test, schema[, report])` for a run: bundled Adult by default, else the user's file (and optional test file)."
+                 settings: Settings|None = None, stream: bool|None = None, split_column: str|None = None):
+    """`(train, test, schema[, report])` for a run: bundled Adult by default, else the user's file (and optional test file).
+    A table that streams (`stream_decision`, or `stream=True`) gives `TablePart`s in place of frames. `split_column`: a column
+    of `train`/`val`/`test` that decides the parts (never an input)."""
     s, dates = settings or load_settings(), {}
+    if split_column is not None: drop = tuple(drop) + (split_column,)
+    if data is not None and target and (stream if stream is not None else stream_decision(data, s)[0]):
+        return _load_streamed(data, target, sensitive, schema, test_data, test_fraction, seed, positive_class, s, report,
+                              task=task, drop=drop, id_columns=id_columns, strict=strict, split_column=split_column)
     opts = dict(task=task, drop=drop, id_columns=id_columns, strict=strict)
     if data is None:
         train, test = load_adult()
@@ -766,9 +1171,10 @@ def load_for_run(data=None, target=None, sensitive=None, schema=None, test_data=
     df = _blank_bad_dates(df, sch, dates)
     if test_data is not None: train, test = df, _load_test_file(test_data, target, sch, s, rep)
     else:
-        m = _holdout_mask(df, target, test_fraction, seed, sch.task != 'regression')
-        train, test = df[~m].reset_index(drop=True), df[m].reset_index(drop=True)
-        tdates = {c: t[~m].reset_index(drop=True) for c, t in dates.items()}
+        m = (hash_split(df, split_column=split_column) == TEST if split_column is not None
+             else split_mask(df, target, test_fraction, seed + HOLDOUT_SALT, sch.task != 'regression'))   # = holdout_split's rows
+        train, test, keep = df[~m].reset_index(drop=True), df[m].reset_index(drop=True), np.flatnonzero(~m)
+        tdates = {c: t.iloc[keep].reset_index(drop=True) for c, t in dates.items()}
         if schema is None: sch = _refit_columns(sch, train, s, tdates)
     return (train, test, sch, rep) if report else (train, test, sch)
 

@@ -13,7 +13,7 @@ from .data import Schema, class_label, column_dayfirst, parse_dates
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['MISSING', 'UNKNOWN', 'FeatureTransform']
+__all__ = ['MISSING', 'UNKNOWN', 'category_counts', 'vocab_of', 'FeatureTransform']
 
 # %% ../nbs/02_features.ipynb #f2de3e39
 def _quantile_edges(x: np.ndarray, n_bins: int) -> list:
@@ -40,10 +40,17 @@ def _fit_numeric(x: pd.Series, clip: float, n_bins: int) -> dict:
 # %% ../nbs/02_features.ipynb #ef2b4815
 MISSING, UNKNOWN = 0, 1
 
-def _fit_categorical(x: pd.Series, min_count: int) -> dict:
-    counts = x.astype(object).map(class_label).dropna().value_counts()
-    vocab = sorted(str(k) for k, n in counts.items() if n >= min_count)
-    return dict(vocab=vocab)
+def category_counts(x: pd.Series) -> pd.Series:
+    "How often each category (`class_label` string) occurs in `x`, missing values left out; `class_label` runs once per distinct value."
+    codes, uniq = pd.factorize(x.astype(object))
+    n = np.bincount(codes[codes >= 0], minlength=len(uniq))
+    return pd.Series(n, index=pd.Index([class_label(v) for v in uniq], dtype=object)).groupby(level=0).sum()
+
+def vocab_of(counts: pd.Series, min_count: int) -> list:
+    "The vocabulary of category `counts` (summed over a whole table, or over the batches of a stream): every category seen `min_count` times."
+    return sorted(str(k) for k, n in counts.items() if n >= min_count)
+
+def _fit_categorical(x: pd.Series, min_count: int) -> dict: return dict(vocab=vocab_of(category_counts(x), min_count))
 
 # %% ../nbs/02_features.ipynb #c51b357e
 def _parse_dates(x: pd.Series, col: str, dayfirst: bool = False) -> pd.Series:
@@ -209,12 +216,11 @@ class FeatureTransform:
         x_cat = np.zeros((n, len(self.categorical)), dtype='int64')
         unknown = {}
         for j, (c, idx) in enumerate(self._index.items()):
-            vals = df[c].astype(object).map(class_label)     # object first: a pandas Categorical maps to a Categorical
-            codes = vals.map(idx)
-            is_missing = vals.isna().to_numpy()
-            unk = codes.isna().to_numpy() & ~is_missing
-            x_cat[:, j] = np.where(is_missing, MISSING, np.where(unk, UNKNOWN, codes.fillna(0).to_numpy())).astype('int64')
-            unknown[c] = int(unk.sum())
+            codes, uniq = pd.factorize(df[c].astype(object))   # class_label once per distinct value, not once per row
+            labs = [class_label(v) for v in uniq]
+            of = np.array([MISSING if k is None else idx.get(k, UNKNOWN) for k in labs] + [MISSING], dtype='int64')
+            x_cat[:, j] = of[codes]
+            unknown[c] = int(np.bincount(codes[codes >= 0], minlength=len(uniq))[of[:-1] == UNKNOWN].sum())
         out = dict(x_num=x_num, x_cat=x_cat)
         return (out, unknown) if stats else out
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 from torch.distributed.elastic.multiprocessing.errors import record
 from .config import MlkitError, UsageError
-from .data import Schema
+from .data import Schema, TablePart
 from .model import Predictor
 from .train import TrainParams, FitResult, check_launch, fit, finish_wandb, make_wandb_logger, wandb_mode
 
@@ -22,9 +22,10 @@ __all__ = ['INPUTS', 'write_inputs', 'read_inputs', 'torchrun_args', 'LaunchFail
 INPUTS = 'launch'   # the run folder's sub-folder of the launcher's inputs and rank 0's result
 
 def write_inputs(run_dir, train: pd.DataFrame, schema: Schema, params: dict, run_id: str, progress='lines') -> Path:
-    "Write the training rows (Parquet), the schema and `params.json` into `run_dir/launch/`; return that folder."
+    "Write the training rows (Parquet; a streamed `TablePart`: its description), the schema and `params.json` into `run_dir/launch/`; return that folder."
     d = Path(run_dir)/INPUTS; d.mkdir(parents=True, exist_ok=True)
-    train.to_parquet(d/'train.parquet', index=False)
+    if isinstance(train, pd.DataFrame): train.to_parquet(d/'train.parquet', index=False); (d/'train.json').unlink(missing_ok=True)
+    else: (d/'train.json').write_text(json.dumps(asdict(train), default=list))   # each rank streams its own shard of the table
     schema.save(d/'schema.json')
     (d/'params.json').write_text(json.dumps(dict(run_id=run_id, params=params, progress=progress), indent=1, default=list))
     (d/'result.json').unlink(missing_ok=True)   # a result is rank 0's, of this launch
@@ -37,7 +38,8 @@ def read_inputs(run_dir) -> tuple:
     if not (d/'params.json').exists():
         raise UsageError(f"{d} holds no launcher inputs (params.json): write_inputs writes them (a shared run folder on every node)")
     spec = json.loads((d/'params.json').read_text())
-    return (pd.read_parquet(d/'train.parquet'), Schema.load(d/'schema.json'), TrainParams.make(**spec['params']),
+    train = TablePart(**json.loads((d/'train.json').read_text())) if (d/'train.json').exists() else pd.read_parquet(d/'train.parquet')
+    return (train, Schema.load(d/'schema.json'), TrainParams.make(**spec['params']),
             spec['run_id'], spec.get('progress', 'lines'))
 
 # %% ../nbs/04c_launch.ipynb #0ea24a31
@@ -107,7 +109,10 @@ def main(argv=None) -> int:
         print("usage: python -m torch.distributed.run [torchrun options] -m mlkit.launch RUN_DIR", file=sys.stderr); return 2
     run_dir = Path(args[0])
     train, schema, p, run_id, progress = read_inputs(run_dir)
-    res = fit(train, schema, p, run_dir=run_dir, run_id=run_id, progress=progress)
+    if isinstance(train, pd.DataFrame): res = fit(train, schema, p, run_dir=run_dir, run_id=run_id, progress=progress)
+    else:
+        from mlkit.stream import fit_stream
+        res = fit_stream(train, schema, p, run_dir=run_dir, run_id=run_id, progress=progress)
     if res.model_dir:   # global rank 0 (fit writes the model there alone)
         write_result(run_dir, res)
         finish_wandb(res.logger)

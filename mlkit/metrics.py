@@ -13,11 +13,12 @@ from .data import TASKS, class_label, column_dayfirst, parse_dates
 from .stats import auc_ci, bootstrap_ci, gap_interval, ratio_interval, wilson
 
 # %% auto #0
-__all__ = ['MISSING_GROUP', 'TASK_METRICS', 'expected_calibration_error', 'classification_metrics', 'regression_metrics',
-           'multiclass_metrics', 'group_metrics', 'fairness_metrics', 'primary_metric', 'headline_metrics',
-           'compare_metrics', 'report_metrics', 'metrics_task', 'evaluate_predictions', 'value_text', 'fit_baselines',
-           'plot_roc', 'plot_calibration', 'plot_top_label_calibration', 'plot_confusion', 'plot_groups',
-           'plot_regression', 'plot_baselines', 'save_plots']
+__all__ = ['MISSING_GROUP', 'GAP_KEYS', 'GAP_SHORT', 'TASK_METRICS', 'expected_calibration_error', 'classification_metrics',
+           'regression_metrics', 'multiclass_metrics', 'group_metrics', 'fairness_metrics', 'fairness_gaps',
+           'largest_gap', 'short_gaps', 'primary_metric', 'headline_metrics', 'compare_metrics', 'report_metrics',
+           'metrics_task', 'evaluate_predictions', 'value_text', 'fit_baselines', 'plot_roc', 'plot_calibration',
+           'plot_top_label_calibration', 'plot_confusion', 'plot_groups', 'plot_regression', 'plot_baselines',
+           'save_plots']
 
 # %% ../nbs/05_metrics.ipynb #6302c440
 def _as_1d(x, name: str) -> np.ndarray:
@@ -214,6 +215,7 @@ def _group_keys(groups, n: int) -> np.ndarray:
     if len(g) != n: raise ValueError(f"lengths differ: y_true has {n}, groups has {len(g)}")
     return g.astype(str).where(g.notna(), MISSING_GROUP).to_numpy()
 
+# %% ../nbs/05_metrics.ipynb #4ec1d868
 def _rate_counts(y: np.ndarray, p: np.ndarray, i) -> dict:
     "(successes, trials) of the share predicted `i`: among all rows, among the rows of `i` (TPR), among the others (FPR)."
     sel, pos = p == i, y == i
@@ -228,6 +230,7 @@ def _group_counts(y: np.ndarray, p: np.ndarray, keys: np.ndarray, labels) -> dic
         out[k] = dict(count=int(m.sum()), accuracy=(int(np.sum(yg == pg)), int(m.sum())), rates={i: _rate_counts(yg, pg, i) for i in labels})
     return out
 
+# %% ../nbs/05_metrics.ipynb #ae329a2f
 def _rate(k: int, n: int) -> float|None: return k / n if n else None
 
 def _group_entry(c: dict, classes, min_group_size: int, level: float) -> dict:
@@ -241,6 +244,7 @@ def _group_entry(c: dict, classes, min_group_size: int, level: float) -> dict:
     d['accuracy'], d['accuracy_ci'] = _rate(*c['accuracy']), wilson(*c['accuracy'], level)
     return d
 
+# %% ../nbs/05_metrics.ipynb #37a39c2b
 def _encoded(y_true, y_pred, classes):
     "Labels and predictions as 0/1 (no `classes`) or as class indices, checked; and the classes."
     if classes is None:
@@ -250,6 +254,7 @@ def _encoded(y_true, y_pred, classes):
     _check_lengths(y_true=y, y_pred=p)
     return y, p, classes
 
+# %% ../nbs/05_metrics.ipynb #80865443
 def group_metrics(y_true, y_pred, groups, classes=None, min_group_size: int = 0, level: float = 0.95) -> dict:
     "Per group value: count, small, and selection_rate, tpr, fpr, accuracy with Wilson intervals (dicts per class with `classes`)."
     y, p, cl = _encoded(y_true, y_pred, classes)
@@ -263,6 +268,7 @@ def _bonferroni(level: float, tests: int) -> float:
     "The confidence of each of `tests` intervals that hold together at `level`."
     return 1 - (1 - level) / max(tests, 1)
 
+# %% ../nbs/05_metrics.ipynb #331b42c6
 def _parity(g: dict, counts: dict, classes=None, level: float = 0.95) -> dict:
     "The gaps over the groups of `g` that are not small, with simultaneous intervals; with `classes`, the worst class of each."
     big = [k for k, m in g.items() if not m['small']]
@@ -285,6 +291,7 @@ def _parity(g: dict, counts: dict, classes=None, level: float = 0.95) -> dict:
                       equalized_odds_difference_ci=[max(c[0] for c in eo_ci), max(c[1] for c in eo_ci)])
     return out
 
+# %% ../nbs/05_metrics.ipynb #18685b32
 def fairness_metrics(y_true, y_pred, sensitive, classes=None, min_group_size: int = 0, level: float = 0.95) -> dict:
     "Demographic parity difference and ratio, equalized odds difference (over groups that are not small, with intervals) and group metrics, per sensitive attribute."
     if isinstance(sensitive, pd.Series): sensitive = {sensitive.name or 'sensitive': sensitive}
@@ -297,6 +304,25 @@ def fairness_metrics(y_true, y_pred, sensitive, classes=None, min_group_size: in
         counts = _group_counts(y, p, _group_keys(v, len(y)), [1] if cl is None else range(len(cl)))
         out[attr] = _parity({k: _group_entry(c, cl, min_group_size, level) for k, c in counts.items()}, counts, cl, level)
     return out
+
+# %% ../nbs/05_metrics.ipynb #6b64ffa8
+GAP_KEYS = ('demographic_parity_difference', 'equalized_odds_difference')   # gaps with a maximum: larger is worse
+GAP_SHORT = dict(demographic_parity_difference='dp_diff', equalized_odds_difference='eo_diff')
+
+def fairness_gaps(fairness: dict|None) -> dict:
+    "`{attr: {gap: value}}` (a `fairness_metrics` result) as `{'attr.gap': value}`: the `GAP_KEYS` that have a value."
+    return {f'{a}.{k}': float(f[k]) for a, f in (fairness or {}).items() for k in GAP_KEYS if f.get(k) is not None}
+
+# %% ../nbs/05_metrics.ipynb #dd3094df
+def largest_gap(fairness: dict|None, metric: str|None = None) -> tuple|None:
+    "`('attr.gap', value)` of the largest of `fairness_gaps` (of gap `metric` only, when given); None when there is none."
+    gaps = [(k, v) for k, v in fairness_gaps(fairness).items() if metric is None or k.rsplit('.', 1)[1] == metric]
+    return max(gaps, key=lambda kv: kv[1]) if gaps else None
+
+# %% ../nbs/05_metrics.ipynb #10530693
+def short_gaps(fairness: dict|None) -> dict:
+    "`fairness_gaps` under the short names of model metadata and the monitoring workspace: `{'dp_diff_sex': value}`."
+    return {f"{GAP_SHORT[g]}_{a}": v for k, v in fairness_gaps(fairness).items() for a, g in [k.rsplit('.', 1)]}
 
 # %% ../nbs/05_metrics.ipynb #2362c7ea
 TASK_METRICS = dict(
@@ -358,6 +384,7 @@ def _f1(y: np.ndarray, p: np.ndarray) -> float:
 
 def _ece(y01: np.ndarray, s: np.ndarray) -> float: return _binned_ece(y01, s, 15)[0]
 
+# %% ../nbs/05_metrics.ipynb #ddf051b6
 def _dense_ranks(scores: np.ndarray) -> np.ndarray:
     "Each score's position among the distinct scores (equal scores share one)."
     return np.unique(scores, return_inverse=True)[1].ravel()
@@ -389,6 +416,7 @@ def _binary_intervals(y: np.ndarray, s: np.ndarray, p: np.ndarray, level: float,
                 recall=wilson(tp, tp + fn, level), fpr=wilson(fp, fp + tn, level), f1=boot(_f1, y, p),
                 brier=boot(_mean, (s - y) ** 2), ece=boot(_ece, y, s), log_loss=boot(_mean, _row_log_loss(np.where(y == 1, sc, 1 - sc))))
 
+# %% ../nbs/05_metrics.ipynb #cc72edcc
 def _multiclass_intervals(y: np.ndarray, proba: np.ndarray, level: float, resamples: int, seed: int) -> dict:
     "The interval of each multiclass report metric, from class indices `y` and probabilities [n, K]."
     k, pred = proba.shape[1], proba.argmax(1)
@@ -403,12 +431,14 @@ def _multiclass_intervals(y: np.ndarray, proba: np.ndarray, level: float, resamp
         out[key] = out['balanced_accuracy'] if key == 'recall_macro' and every else boot(cm(key), y * k + pred)
     return out
 
+# %% ../nbs/05_metrics.ipynb #55e70451
 def _regression_intervals(y: np.ndarray, pred: np.ndarray, level: float, resamples: int, seed: int) -> dict:
     "The bootstrap interval of RMSE, MAE and R²."
     err = y - pred
     boot = lambda stat, *a: _boot(stat, a, level, resamples, seed)
     return dict(rmse=boot(lambda e: float(np.sqrt(np.mean(e ** 2))), err), mae=boot(_mean, np.abs(err)), r2=boot(_r2, y, err))
 
+# %% ../nbs/05_metrics.ipynb #9150b9e9
 def _reaching(ci: list|None, v) -> list|None:
     "The interval `ci` widened, if need be, to reach the estimate `v` (a biased statistic's resamples can all lie on one side)."
     return ci if ci is None or v is None else [min(ci[0], v), max(ci[1], v)]
@@ -565,6 +595,7 @@ def _subplots(nrows=1, ncols=1, figsize=(4.5, 4), **kw):
     fig = Figure(figsize=figsize)
     return fig, fig.subplots(nrows, ncols, **kw)
 
+# %% ../nbs/05_metrics.ipynb #7dd589b6
 def plot_roc(y_true, y_score):
     "ROC curve with its AUC and the chance diagonal."
     from sklearn.metrics import roc_curve
@@ -639,6 +670,7 @@ def _group_series(groups: dict) -> list:
              np.array([[np.nan, np.nan] if get(m, '_ci') is None else get(m, '_ci') for m in groups.values()], dtype=float))
             for label, get in parts]
 
+# %% ../nbs/05_metrics.ipynb #2509e4ca
 def _group_label(name, m: dict) -> str:
     "A tick label: the group, its row count, and whether it is small."
     return str(name) + ('' if m.get('count') is None else f"\nn={m['count']:,}") + (' (small)' if m.get('small') else '')
@@ -647,6 +679,7 @@ def _gap_text(f: dict, key: str) -> str:
     v, ci = f.get(key), f.get(f'{key}_ci')
     return 'n/a' if v is None else f"{v:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else '')
 
+# %% ../nbs/05_metrics.ipynb #2bf616b2
 def plot_groups(fairness: dict):
     "Per-group rates as grouped bars with their intervals, one subplot per sensitive attribute; counts in the labels, small groups marked."
     if not fairness: raise ValueError("no sensitive attributes to plot")

@@ -9,31 +9,38 @@ from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np, pandas as pd
-from .config import DataError, MlkitError, UsageError, Settings, load_settings, mlkit_home, new_run_id, reports_dir
-from .data import Schema, read_table, load_recorded
-from .registry import resolve, model_path, verify_folder, card as model_card
+from .config import DataError, MlkitError, UsageError, Settings, load_settings, model_settings, mlkit_home, new_run_id, reports_dir
+from .data import Schema, read_table
+from .registry import resolve, model_path, training_data_of
 
 # %% auto #0
-__all__ = ['REFERENCE', 'EXPLAIN_SAMPLE_ROWS', 'reference_frame', 'reference_sample', 'current_frame', 'attach_labels',
-           'prediction_column', 'drift_report', 'completeness', 'freshness', 'selection_parity', 'accuracy_floor',
-           'quality_breaches', 'breaches', 'fairness_html', 'workspace_dir', 'log_to_workspace', 'model_outputs',
-           'logged_outputs', 'live_quality', 'quality_line', 'attribution_drift', 'monitor', 'explain_model',
-           'explain_request']
+__all__ = ['REFERENCE', 'EXPLAIN_SAMPLE_ROWS', 'THRESHOLDS', 'reference_sample', 'reference_frame', 'current_frame',
+           'attach_labels', 'prediction_column', 'drift_report', 'completeness', 'freshness', 'selection_parity',
+           'accuracy_floor', 'quality_breaches', 'fairness_breaches', 'breaches', 'fairness_html', 'workspace_dir',
+           'log_to_workspace', 'model_outputs', 'logged_outputs', 'live_quality', 'quality_line', 'attribution_drift',
+           'monitor', 'explain_model', 'explain_request']
 
 # %% ../nbs/08_monitoring.ipynb #9a3b8a1c
 REFERENCE = 'reference.parquet'
 
-def reference_frame(folder, card: dict|None = None) -> pd.DataFrame:
-    "Reference rows (training data) of the model in `folder`."
-    folder = Path(folder)
-    if (folder/REFERENCE).exists(): return pd.read_parquet(folder/REFERENCE)
-    card = card if card is not None else (json.loads((folder/'card.json').read_text()) if (folder/'card.json').exists() else {})
-    if 'target' not in card: raise MlkitError(f"model {folder.name} has no stored reference sample and no training data in its card")
-    return load_recorded(card)[0]
-
 def reference_sample(train: pd.DataFrame, n: int = 5000, seed: int = 0) -> pd.DataFrame:
     "A uniform sample of at most `n` training rows, stored with a registered model as its monitoring reference."
     return train.sample(min(n, len(train)), random_state=seed).reset_index(drop=True)
+
+# %% ../nbs/08_monitoring.ipynb #7a8bec73
+def _card_of(folder: Path) -> dict:
+    "The model card in `folder` ({} without one)."
+    return json.loads((folder/'card.json').read_text()) if (folder/'card.json').exists() else {}
+
+def reference_frame(folder, card: dict|None = None, settings: Settings|None = None) -> pd.DataFrame:
+    "Reference rows of the model in `folder`: its stored sample, else its card's training data; at most `reference_max_rows`."
+    folder, s = Path(folder), settings or load_settings()
+    if (folder/REFERENCE).exists():
+        ref = pd.read_parquet(folder/REFERENCE)
+        return ref if len(ref) <= s.reference_max_rows else reference_sample(ref, s.reference_max_rows)
+    card = card if card is not None else _card_of(folder)
+    if 'target' not in card: raise MlkitError(f"model {folder.name} has no stored reference sample and no training data in its card")
+    return training_data_of(card, s.reference_max_rows)
 
 # %% ../nbs/08_monitoring.ipynb #002bc994
 def current_frame(current=None, from_log=False, since=None, model=None) -> pd.DataFrame:
@@ -46,6 +53,7 @@ def current_frame(current=None, from_log=False, since=None, model=None) -> pd.Da
         return df
     return read_table(current)
 
+# %% ../nbs/08_monitoring.ipynb #d024c29d
 def attach_labels(df: pd.DataFrame, labels, target: str) -> pd.DataFrame:
     "Join the labels file (`request_id`, `target`) onto `df` by request id."
     lab = read_table(labels) if not isinstance(labels, pd.DataFrame) else labels
@@ -115,6 +123,7 @@ def completeness(df: pd.DataFrame, features) -> dict:
     "Share of non-missing values per feature."
     return {c: (round(float(df[c].notna().mean()), 6) if c in df.columns else 0.0) for c in features}
 
+# %% ../nbs/08_monitoring.ipynb #aa67f7d5
 def freshness(df: pd.DataFrame, path=None, now=None) -> dict:
     "`{'newest', 'age_hours'}` of the current data."
     now = now or datetime.now(timezone.utc)
@@ -145,6 +154,7 @@ def _beyond(m: dict, key: str, threshold: float, s: Settings, above: bool) -> bo
     ci = m.get(f'{key}_ci')
     return breached(m.get(key), ci, threshold, s.breach_rule if ci is not None else 'point', above)
 
+# %% ../nbs/08_monitoring.ipynb #4242cc2b
 def accuracy_floor(evaluated: dict, s: Settings) -> float|None:
     "The live accuracy below which quality breaches: the evaluated accuracy less `max_quality_drop`, or `min_accuracy` if higher."
     v = [x for x in ((evaluated.get('accuracy') - s.max_quality_drop) if evaluated.get('accuracy') is not None else None, s.min_accuracy) if x is not None]
@@ -168,9 +178,8 @@ def quality_breaches(quality: dict|None, baseline: dict|None, task: str, s: Sett
     return out
 
 # %% ../nbs/08_monitoring.ipynb #0e721bdd
-def breaches(result: dict, s: Settings) -> list:
-    "Every threshold the monitor result breaches."
-    from mlkit.metrics import value_text
+def _data_breaches(result: dict, s: Settings) -> list:
+    "Breaches of drift, prediction drift, completeness and freshness."
     out = []
     def add(name, threshold, value, msg): out.append(dict(name=name, threshold=threshold, value=value, message=msg))
     if result['dataset_drift']:
@@ -186,13 +195,26 @@ def breaches(result: dict, s: Settings) -> list:
     age = (result.get('freshness') or {}).get('age_hours')
     if age is not None and age > s.max_staleness_hours:
         add('freshness', s.max_staleness_hours, age, f"newest data is {age:.1f} h old (max {s.max_staleness_hours} h)")
-    out += quality_breaches(result.get('quality'), result.get('baseline'), result.get('task', 'binary'), s)
-    for attr, f in (result.get('fairness') or {}).items():   # gaps over groups that are not small (see `metrics.fairness_metrics`)
-        for k in ('demographic_parity_difference', 'equalized_odds_difference'):
-            if _beyond(f, k, s.max_fairness_gap, s, above=True):
-                add(f'fairness:{attr}:{k}', s.max_fairness_gap, round(f[k], 4), f"{attr}: {k.replace('_', ' ')} {value_text(f, k, 3)} above {s.max_fairness_gap}"
-                    + (f" (small groups left out: {', '.join(map(str, f['small_groups']))})" if f.get('small_groups') else ''))
     return out
+
+# %% ../nbs/08_monitoring.ipynb #4428fe6f
+def fairness_breaches(fairness: dict|None, s: Settings) -> list:
+    "A breach per fairness gap (`metrics.fairness_gaps`: over groups that are not small) beyond `max_fairness_gap` under the breach rule."
+    from mlkit.metrics import fairness_gaps, value_text
+    out = []
+    for key in fairness_gaps(fairness):
+        attr, k = key.rsplit('.', 1); f = fairness[attr]
+        if _beyond(f, k, s.max_fairness_gap, s, above=True):
+            small = f" (small groups left out: {', '.join(map(str, f['small_groups']))})" if f.get('small_groups') else ''
+            out.append(dict(name=f'fairness:{attr}:{k}', threshold=s.max_fairness_gap, value=round(f[k], 4),
+                            message=f"{attr}: {k.replace('_', ' ')} {value_text(f, k, 3)} above {s.max_fairness_gap}{small}"))
+    return out
+
+# %% ../nbs/08_monitoring.ipynb #0d0c9c26
+def breaches(result: dict, s: Settings) -> list:
+    "Every threshold the monitor result breaches: data, then quality, then fairness."
+    return (_data_breaches(result, s) + quality_breaches(result.get('quality'), result.get('baseline'), result.get('task', 'binary'), s)
+            + fairness_breaches(result.get('fairness'), s))
 
 # %% ../nbs/08_monitoring.ipynb #ea7dac15
 def _fig_png(fig) -> str:
@@ -210,34 +232,41 @@ def _cell(v) -> str:
     if isinstance(v, (list, tuple)): return f"[{v[0]:.3f}, {v[1]:.3f}]"
     return f'{v:.4f}' if isinstance(v, float) else html.escape(str(v))
 
+# %% ../nbs/08_monitoring.ipynb #471dd5ff
+def _gap_table(f: dict, b: dict) -> str:
+    "The gaps of one attribute now, their intervals, at evaluation (`b`) and the change, as an HTML table."
+    rows = ["<table><tr><th>gap</th><th>now</th><th>interval</th><th>at evaluation</th><th>change</th></tr>"]
+    for k in ('demographic_parity_difference', 'demographic_parity_ratio', 'equalized_odds_difference'):
+        v, bv = f.get(k), b.get(k)
+        ch = '' if v is None or bv is None else f"{v - bv:+.4f}"
+        rows.append(f"<tr><td style='text-align:left'>{k.replace('_', ' ')}</td><td>{_cell(v)}</td><td>{_cell(f.get(k + '_ci'))}</td>"
+                    f"<td>{_cell(bv)}</td><td>{ch}</td></tr>")
+    return ''.join(rows) + "</table>"
+
+def _group_table(groups: dict) -> str:
+    "One row per group, a column per number (a multiclass group's per-class numbers flattened), as an HTML table."
+    flat = {g: _flat(v) for g, v in groups.items()}
+    cols = sorted({k for g in flat.values() for k in g})
+    rows = ["<table><tr><th>group</th>" + ''.join(f"<th>{html.escape(c)}</th>" for c in cols) + "</tr>"]
+    rows += [f"<tr><td style='text-align:left'>{html.escape(str(g))}</td>" + ''.join(f"<td>{_cell(v.get(c))}</td>" for c in cols) + "</tr>"
+             for g, v in flat.items()]
+    return ''.join(rows) + "</table>"
+
+# %% ../nbs/08_monitoring.ipynb #3acc463f
+_STYLE = "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}</style>"
+
 def fairness_html(fairness: dict, baseline: dict|None, title: str) -> str:
     "A self-contained HTML page: fairness gaps (with change against `baseline`), per-group tables and bars."
     from mlkit.metrics import plot_groups
-    parts = [f"<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}</style>",
-             f"</head><body><h1>{html.escape(title)}</h1>"]
+    t = html.escape(title)
+    parts = [f"<html><head><meta charset='utf-8'><title>{t}</title>{_STYLE}</head><body><h1>{t}</h1>"]
     if not fairness: parts.append("<p>No sensitive attributes.</p>")
     for attr, f in fairness.items():
-        b = (baseline or {}).get(attr, {})
-        parts.append(f"<h2>{html.escape(attr)}</h2><table><tr><th>gap</th><th>now</th><th>interval</th><th>at evaluation</th><th>change</th></tr>")
-        for k in ('demographic_parity_difference', 'demographic_parity_ratio', 'equalized_odds_difference'):
-            v, bv = f.get(k), b.get(k)
-            ch = '' if v is None or bv is None else f"{v - bv:+.4f}"
-            parts.append(f"<tr><td style='text-align:left'>{k.replace('_', ' ')}</td><td>{_cell(v)}</td><td>{_cell(f.get(k + '_ci'))}</td>"
-                         f"<td>{_cell(bv)}</td><td>{ch}</td></tr>")
-        parts.append("</table>")
+        parts += [f"<h2>{html.escape(attr)}</h2>", _gap_table(f, (baseline or {}).get(attr, {}))]
         if f.get('small_groups'): parts.append(f"<p>Small groups (shown, left out of the gaps): {html.escape(', '.join(map(str, f['small_groups'])))}</p>")
-        flat = {g: _flat(v) for g, v in f['groups'].items()}
-        cols = sorted({k for g in flat.values() for k in g})
-        parts.append("<table><tr><th>group</th>" + ''.join(f"<th>{html.escape(c)}</th>" for c in cols) + "</tr>")
-        for g, v in flat.items():
-            parts.append(f"<tr><td style='text-align:left'>{html.escape(str(g))}</td>" +
-                         ''.join(f"<td>{_cell(v.get(c))}</td>" for c in cols) + "</tr>")
-        parts.append("</table>")
-    if fairness:
-        parts.append(f"<img src='data:image/png;base64,{_fig_png(plot_groups(fairness))}'/>")
-    parts.append("</body></html>")
-    return '\n'.join(parts)
+        parts.append(_group_table(f['groups']))
+    if fairness: parts.append(f"<img src='data:image/png;base64,{_fig_png(plot_groups(fairness))}'/>")
+    return '\n'.join(parts + ["</body></html>"])
 
 # %% ../nbs/08_monitoring.ipynb #c3e2a799
 def workspace_dir() -> Path: return mlkit_home()/'evidently'
@@ -247,6 +276,7 @@ def _project(ws, name: str):
         if p.name == name: return p, False
     return ws.create_project(name, description=f"mlkit monitoring of {name}"), True
 
+# %% ../nbs/08_monitoring.ipynb #4b22a80f
 def log_to_workspace(model_name: str, snapshot, values: dict, when=None, prediction_column: str = 'score') -> str:
     "Add the drift snapshot and a snapshot of `values` (fairness, quality) to the workspace; return the project id."
     from evidently import Report, Dataset, DataDefinition
@@ -305,6 +335,7 @@ def _class_codes(pred, y: pd.Series) -> np.ndarray:
         except DataError: code[v] = -1
     return y.map(code).to_numpy(dtype='int64')
 
+# %% ../nbs/08_monitoring.ipynb #2003ff83
 def live_quality(pred, y, outs: dict, sensitive: dict|None = None, settings: Settings|None = None) -> dict:
     "Metrics of the model's answers `outs` (see `model_outputs`) against the labels `y`, with intervals (`settings`: their level, resamples, small groups)."
     from mlkit.metrics import evaluate_predictions
@@ -343,7 +374,7 @@ def _current(current, from_log, since, tag, labels, target, s: Settings):
 # %% ../nbs/08_monitoring.ipynb #82c727b9
 def _quality_and_fairness(res: dict, pred, schema: Schema, sample: pd.DataFrame, outs: dict, base: dict, s: Settings):
     "Fill `quality`, `fairness` and `baseline` of the monitor result `res`."
-    from mlkit.metrics import headline_metrics
+    from mlkit.metrics import headline_metrics, GAP_KEYS
     sens = {c: sample[c].to_numpy() for c in schema.sensitive if c in sample.columns}
     if schema.target in sample.columns and sample[schema.target].notna().any():
         keep = sample[schema.target].notna().to_numpy()
@@ -358,22 +389,23 @@ def _quality_and_fairness(res: dict, pred, schema: Schema, sample: pd.DataFrame,
         res['fairness'] = selection_parity(p, sens, cl, s.min_group_size, s.ci_level)
     bf = base.get('fairness') or {}
     for attr, f in (res['fairness'] or {}).items():
-        f['change'] = {k: round(f[k] - bf[attr][k], 6) for k in ('demographic_parity_difference', 'equalized_odds_difference')
+        f['change'] = {k: round(f[k] - bf[attr][k], 6) for k in GAP_KEYS
                        if f.get(k) is not None and bf.get(attr, {}).get(k) is not None}
     res['baseline'] = {k: base[k] for k in headline_metrics(schema.task) if isinstance(base.get(k), (int, float))} or None
 
 # %% ../nbs/08_monitoring.ipynb #1392aeeb
 def _write_reports(res: dict, snap, out: Path, base: dict, workspace: bool, col: str):
+    "drift.html/json, fairness.html/json into `out`, and the run into the Evidently workspace."
+    from mlkit.metrics import short_gaps
     snap.save_html(str(out/'drift.html')); snap.save_json(str(out/'drift.json'))
     (out/'fairness.html').write_text(fairness_html(res['fairness'] or {}, base.get('fairness'), f"Fairness of {res['model']} on {res['source']}"))
     (out/'fairness.json').write_text(json.dumps(res['fairness'] or {}, indent=1))
     if workspace:
         vals = {'drift_share': res['drift_share'], **((res['quality'] or {}).get('headline') or {})}
-        for attr, f in (res['fairness'] or {}).items():
-            for key, name in (('demographic_parity_difference', 'dp_diff'), ('equalized_odds_difference', 'eo_diff')):
-                if f.get(key) is not None: vals[f'{name}_{attr}'] = f[key]   # None: fewer than two groups large enough
+        vals.update(short_gaps(res['fairness']))      # only gaps with a value: two groups large enough
         res['workspace_project'] = log_to_workspace(res['model'].split(':')[0], snap, vals, prediction_column=col)
 
+# %% ../nbs/08_monitoring.ipynb #6f0a5ff4
 def quality_line(res: dict) -> str:
     "One line of a monitor result's live quality: its headline metrics and labelled rows (or that there were no labels)."
     q = res.get('quality')
@@ -399,44 +431,6 @@ def attribution_drift(pred, reference: pd.DataFrame, current: pd.DataFrame, sche
     except UsageError as e: return dict(error=str(e))
     return dict(importance_drift(ref, cur), reference_proxies=ref['proxies'], current_proxies=cur['proxies'])
 
-# %% ../nbs/08_monitoring.ipynb #f9ffa396
-def monitor(current=None, from_log=False, since=None, labels=None, model=None, alias='production', out_dir=None,
-            settings: Settings|None = None, workspace=True, **overrides) -> dict:
-    "Compare current data with the model's reference; write the reports; return the monitor result."
-    from mlkit.model import Predictor
-    t0 = time.perf_counter()
-    s = settings or load_settings(**overrides)
-    tag = resolve(model or '@' + alias)
-    folder = model_path(tag)
-    verify_folder(folder, tag)
-    pred, schema = Predictor.load(folder), Schema.load(folder/'schema.json')
-    card = json.loads((folder/'card.json').read_text()) if (folder/'card.json').exists() else {}
-    mid = new_run_id('monitor')
-    out = Path(out_dir) if out_dir else reports_dir()/'monitor'/mid
-    out.mkdir(parents=True, exist_ok=True)
-    cur, sample = _current(current, from_log, since, tag, labels, schema.target, s)
-    missing = [c for c in pred.transform.inputs if c not in sample.columns]
-    if missing: raise DataError(f"current data lacks model input column(s): {', '.join(missing)}")
-    outs = (logged_outputs(sample, pred) if from_log else None) or model_outputs(pred, sample)
-    ref = reference_frame(folder, card)
-    col = prediction_column(schema.task)[0]
-    snap, drift = drift_report(ref.assign(**{col: model_outputs(pred, ref)[col]}), sample.assign(**{col: outs[col]}), schema, s)
-    res = dict(id=mid, model=tag, task=schema.task, created=datetime.now(timezone.utc).isoformat(), source='log' if from_log else str(current),
-               rows=len(cur), sampled_rows=len(sample), sampled=len(sample) < len(cur), **drift, completeness=completeness(cur, schema.features),
-               freshness=freshness(cur, None if from_log else current), quality=None, fairness=None, baseline=None)
-    _quality_and_fairness(res, pred, schema, sample, outs, card.get('metrics') or {}, s)
-    res['attribution_drift'] = attribution_drift(pred, ref, sample, schema, s)
-    res['breaches'] = breaches(res, s)
-    res['thresholds'] = {k: getattr(s, k) for k in ('max_drift_share', 'feature_drift_threshold', 'prediction_drift_threshold', 'min_accuracy',
-                                                     'max_quality_drop', 'max_fairness_gap', 'min_completeness', 'max_staleness_hours', 'monitor_sample_rows',
-                                                     'breach_rule', 'ci_level', 'min_group_size')}
-    res['thresholds']['accuracy_floor'] = accuracy_floor(card.get('metrics') or {}, s)
-    _write_reports(res, snap, out, card.get('metrics') or {}, workspace, col)
-    res['seconds'] = round(time.perf_counter() - t0, 3)
-    res['out_dir'] = str(out)
-    (out/'monitor.json').write_text(json.dumps(res, indent=1, default=str))
-    return res
-
 # %% ../nbs/08_monitoring.ipynb #b5cccd30
 def _load_model(ref) -> tuple:
     "(tag, folder, predictor, schema) of a registered model, verified (`registry.load_predictor`)."
@@ -444,6 +438,44 @@ def _load_model(ref) -> tuple:
     tag, pred = load_predictor(ref)
     folder = model_path(tag)
     return tag, folder, pred, Schema.load(folder/'schema.json')
+
+# %% ../nbs/08_monitoring.ipynb #f9ffa396
+THRESHOLDS = ('max_drift_share', 'feature_drift_threshold', 'prediction_drift_threshold', 'min_accuracy', 'max_quality_drop',
+              'max_fairness_gap', 'min_completeness', 'max_staleness_hours', 'monitor_sample_rows', 'reference_max_rows',
+              'breach_rule', 'ci_level', 'min_group_size')
+
+def _drift(pred, schema: Schema, ref: pd.DataFrame, sample: pd.DataFrame, outs: dict, s: Settings):
+    "`(snapshot, summary, column)` of the drift of `sample` (with the model's answers `outs`) against `ref` (scored here)."
+    col = prediction_column(schema.task)[0]
+    snap, drift = drift_report(ref.assign(**{col: model_outputs(pred, ref)[col]}), sample.assign(**{col: outs[col]}), schema, s)
+    return snap, drift, col
+
+# %% ../nbs/08_monitoring.ipynb #a6053df2
+def monitor(current=None, from_log=False, since=None, labels=None, model=None, alias='production', out_dir=None,
+            settings: Settings|None = None, workspace=True, **overrides) -> dict:
+    "Compare current data with the model's reference; write the reports; return the monitor result (thresholds: the model's own)."
+    t0 = time.perf_counter()
+    tag, folder, pred, schema = _load_model(model or '@' + alias)
+    s, card, mid = settings or model_settings(tag, **overrides), _card_of(folder), new_run_id('monitor')
+    out = Path(out_dir) if out_dir else reports_dir()/'monitor'/mid
+    out.mkdir(parents=True, exist_ok=True)
+    cur, sample = _current(current, from_log, since, tag, labels, schema.target, s)
+    missing = [c for c in pred.transform.inputs if c not in sample.columns]
+    if missing: raise DataError(f"current data lacks model input column(s): {', '.join(missing)}")
+    outs = (logged_outputs(sample, pred) if from_log else None) or model_outputs(pred, sample)
+    ref = reference_frame(folder, card, s)
+    snap, drift, col = _drift(pred, schema, ref, sample, outs, s)
+    res = dict(id=mid, model=tag, task=schema.task, created=datetime.now(timezone.utc).isoformat(), source='log' if from_log else str(current),
+               rows=len(cur), sampled_rows=len(sample), sampled=len(sample) < len(cur), reference_rows=len(ref), **drift,
+               completeness=completeness(cur, schema.features), freshness=freshness(cur, None if from_log else current), quality=None, fairness=None, baseline=None)
+    _quality_and_fairness(res, pred, schema, sample, outs, card.get('metrics') or {}, s)
+    res['attribution_drift'] = attribution_drift(pred, ref, sample, schema, s)
+    res['breaches'] = breaches(res, s)
+    res['thresholds'] = {k: getattr(s, k) for k in THRESHOLDS} | dict(accuracy_floor=accuracy_floor(card.get('metrics') or {}, s))
+    _write_reports(res, snap, out, card.get('metrics') or {}, workspace, col)
+    res.update(seconds=round(time.perf_counter() - t0, 3), out_dir=str(out))
+    (out/'monitor.json').write_text(json.dumps(res, indent=1, default=str))
+    return res
 
 # %% ../nbs/08_monitoring.ipynb #4d439f0f
 def explain_model(ref, data=None, rows: int = 5, settings: Settings|None = None, target=None) -> dict:

@@ -6,8 +6,8 @@
 from __future__ import annotations
 import json, math, re
 from pathlib import Path
-from .config import Settings, UsageError, reports_dir
-from .slo import alert_rules, dashboards, monitor_gauges, latest_monitor, model_settings
+from .config import Settings, UsageError, model_settings, reports_dir
+from .slo import alert_rules, dashboards, monitor_gauges, latest_monitor
 
 # %% auto #0
 __all__ = ['EXIT_CODES', 'NOT_FAILURES', 'IMAGE', 'TRAIN_IMAGE', 'DATA', 'PORT', 'RDZV_PORT', 'PRESTOP_S', 'SERVICE_SETTINGS',
@@ -54,21 +54,24 @@ def grace_period_s(s: Settings, margin_s: int = 5) -> int:
     return PRESTOP_S + math.ceil(s.shutdown_grace_s) + margin_s
 
 # %% ../nbs/08c_ops.ipynb #1ed28952
-def deployment(s: Settings, image: str = IMAGE, namespace: str = 'mlkit') -> dict:
-    "The serving Deployment of the bento image: probes on BentoML's /readyz and /livez, resources, graceful stop."
+def _serving_container(s: Settings, image: str) -> dict:
+    "The serving container: BentoML's probes, the settings the service reads, resources, preStop drain, the log volume."
     probe = lambda path, period, fails: dict(httpGet=dict(path=path, port='http'), periodSeconds=period, timeoutSeconds=2, failureThreshold=fails)
     log_env = [dict(name='POD_NAME', valueFrom=dict(fieldRef=dict(fieldPath='metadata.name'))),
                dict(name='MLKIT_PREDICTION_LOG', value='/var/lib/mlkit/logs/predictions/$(POD_NAME)')]  # one folder a pod
     # the bento image's entrypoint runs `bentoml serve ARGS... $BENTO_PATH`: the same graceful-shutdown bound as `mlkit serve`
-    c = dict(name='mlkit', image=image, args=['serve', '--timeout-graceful-shutdown', str(max(1, math.ceil(s.shutdown_grace_s)))],
-             ports=[dict(name='http', containerPort=PORT)],
-             env=settings_env(s) + log_env,
-             resources=dict(requests=dict(cpu='500m', memory='1Gi'), limits=dict(cpu='2', memory='2Gi')),
-             startupProbe=probe('/livez', 5, 60), livenessProbe=probe('/livez', 10, 3), readinessProbe=probe('/readyz', 5, 2),
-             # endpoints drop the pod while it sleeps, then SIGTERM: requests in flight get shutdown_grace_s
-             lifecycle=dict(preStop=dict(exec=dict(command=['sleep', str(PRESTOP_S)]))),
-             volumeMounts=[dict(name='logs', mountPath='/var/lib/mlkit/logs')])
-    pod = dict(terminationGracePeriodSeconds=grace_period_s(s), containers=[c],
+    return dict(name='mlkit', image=image, args=['serve', '--timeout-graceful-shutdown', str(max(1, math.ceil(s.shutdown_grace_s)))],
+                ports=[dict(name='http', containerPort=PORT)], env=settings_env(s) + log_env,
+                resources=dict(requests=dict(cpu='500m', memory='1Gi'), limits=dict(cpu='2', memory='2Gi')),
+                startupProbe=probe('/livez', 5, 60), livenessProbe=probe('/livez', 10, 3), readinessProbe=probe('/readyz', 5, 2),
+                # endpoints drop the pod while it sleeps, then SIGTERM: requests in flight get shutdown_grace_s
+                lifecycle=dict(preStop=dict(exec=dict(command=['sleep', str(PRESTOP_S)]))),
+                volumeMounts=[dict(name='logs', mountPath='/var/lib/mlkit/logs')])
+
+# %% ../nbs/08c_ops.ipynb #dc071768
+def deployment(s: Settings, image: str = IMAGE, namespace: str = 'mlkit') -> dict:
+    "The serving Deployment of the bento image: probes on BentoML's /readyz and /livez, resources, graceful stop."
+    pod = dict(terminationGracePeriodSeconds=grace_period_s(s), containers=[_serving_container(s, image)],
                volumes=[dict(name='logs', persistentVolumeClaim=dict(claimName='mlkit-logs'))])
     return dict(apiVersion='apps/v1', kind='Deployment', metadata=_meta('mlkit', namespace, 'serving'),
                 spec=dict(selector=dict(matchLabels=_labels('serving')),     # replicas: the HorizontalPodAutoscaler's
@@ -81,6 +84,7 @@ def service(namespace: str = 'mlkit') -> dict:
     return dict(apiVersion='v1', kind='Service', metadata=_meta('mlkit', namespace, 'serving'),
                 spec=dict(selector=_labels('serving'), ports=[dict(name='http', port=80, targetPort='http', protocol='TCP')]))
 
+# %% ../nbs/08c_ops.ipynb #db702ed1
 def autoscaler(namespace: str = 'mlkit', min_replicas: int = 2, max_replicas: int = 10, cpu_percent: int = 70) -> dict:
     "An autoscaling/v2 HorizontalPodAutoscaler on CPU utilisation (of the requests)."
     return dict(apiVersion='autoscaling/v2', kind='HorizontalPodAutoscaler', metadata=_meta('mlkit', namespace, 'serving'),
@@ -88,6 +92,7 @@ def autoscaler(namespace: str = 'mlkit', min_replicas: int = 2, max_replicas: in
                           minReplicas=min_replicas, maxReplicas=max_replicas,
                           metrics=[dict(type='Resource', resource=dict(name='cpu', target=dict(type='Utilization', averageUtilization=cpu_percent)))]))
 
+# %% ../nbs/08c_ops.ipynb #9894657a
 def disruption_budget(namespace: str = 'mlkit') -> dict:
     "A PodDisruptionBudget: node drains keep at least one serving pod."
     return dict(apiVersion='policy/v1', kind='PodDisruptionBudget', metadata=_meta('mlkit', namespace, 'serving'),
@@ -131,13 +136,17 @@ def retrain_cronjob(namespace: str = 'mlkit', schedule: str = '0 3 * * *', data:
                           jobTemplate=dict(metadata=dict(labels=_labels('retrain')), spec=job)))
 
 # %% ../nbs/08c_ops.ipynb #505da9ff
+def _rdzv_service(name: str, namespace: str) -> dict:
+    "The headless Service that gives pod 0 a stable name for torchrun's rendezvous."
+    return dict(apiVersion='v1', kind='Service', metadata=_meta(name, namespace, 'train'),
+                spec=dict(clusterIP='None', publishNotReadyAddresses=True, selector=_labels('train'),
+                          ports=[dict(name='rdzv', port=RDZV_PORT, targetPort=RDZV_PORT)]))
+
+# %% ../nbs/08c_ops.ipynb #dfe834a8
 def training_job(namespace: str = 'mlkit', nnodes: int = 2, nproc_per_node: int = 1, image: str = TRAIN_IMAGE) -> list:
     "A headless Service for the rendezvous and an Indexed Job: one pod a node, pod 0 hosts torchrun's c10d store."
     name = 'mlkit-train'
     rdzv = f'{name}-0.{name}:{RDZV_PORT}'          # pod 0's stable name: <job>-<index>.<subdomain>
-    hl = dict(apiVersion='v1', kind='Service', metadata=_meta(name, namespace, 'train'),
-              spec=dict(clusterIP='None', publishNotReadyAddresses=True, selector=_labels('train'),
-                        ports=[dict(name='rdzv', port=RDZV_PORT, targetPort=RDZV_PORT)]))
     args = ['mlkit', 'train', '--launcher', 'torchrun', '--nproc-per-node', str(nproc_per_node), '--nnodes', str(nnodes),
             '--node-rank', '$(JOB_COMPLETION_INDEX)', '--rdzv-endpoint', rdzv]
     c = dict(name='train', image=image, command=args, ports=[dict(name='rdzv', containerPort=RDZV_PORT)],
@@ -148,7 +157,7 @@ def training_job(namespace: str = 'mlkit', nnodes: int = 2, nproc_per_node: int 
                spec=dict(completionMode='Indexed', completions=nnodes, parallelism=nnodes, backoffLimit=0,
                          template=dict(metadata=dict(labels=_labels('train')),
                                        spec=dict(subdomain=name, restartPolicy='Never', containers=[c], volumes=_state_volumes()))))
-    return [hl, job]
+    return [_rdzv_service(name, namespace), job]
 
 # %% ../nbs/08c_ops.ipynb #003458d3
 def k8s_manifests(s: Settings, image: str|None = None, namespace: str = 'mlkit', schedule: str = '0 3 * * *',
@@ -184,6 +193,7 @@ def _check_cron(schedule: str) -> list:
         raise UsageError(f"schedule must be 5 cron fields (minute hour day month weekday), not {schedule!r}")
     return f
 
+# %% ../nbs/08c_ops.ipynb #e3d1cfdb
 def cron_line(schedule: str = '0 3 * * *', data: str|None = None, workdir: str = WORKDIR, home: str = HOME, log: str = LOGFILE) -> str:
     "A crontab line: `mlkit retrain --if-drift` with its output appended to `log`; no flock (mlkit's lock answers 75)."
     import shlex
@@ -208,6 +218,7 @@ def _cal(field: str, start: int, names=None) -> str:
         raise UsageError(f"cron field {x!r}: only numbers, '*', '*/n', ranges and lists convert to a systemd calendar")
     return ','.join(one(x) for x in field.split(','))
 
+# %% ../nbs/08c_ops.ipynb #c8242732
 def on_calendar(schedule: str) -> str:
     "systemd's `OnCalendar=` for a 5-field cron schedule (numbers, `*`, `*/n`, ranges, lists)."
     mi, h, dom, mon, dow = _check_cron(schedule)
@@ -216,13 +227,11 @@ def on_calendar(schedule: str) -> str:
     return f'{wd}*-{_cal(mon, 1)}-{_cal(dom, 1)} {_cal(h, 0)}:{_cal(mi, 0)}:00'
 
 # %% ../nbs/08c_ops.ipynb #6da663f5
-def systemd_units(schedule: str = '0 3 * * *', data: str|None = None, workdir: str = WORKDIR, home: str = HOME,
-                  mlkit: str|None = None) -> dict:
-    "`{'mlkit-retrain.service': ..., 'mlkit-retrain.timer': ...}`: a oneshot retrain and its persistent timer."
+def _service_unit(data: str, workdir: str, home: str, exe: str) -> str:
+    "The oneshot `mlkit-retrain.service`: exits 3 and 75 are outcomes, not failures."
     import shlex
-    exe = mlkit or f'{workdir}/.venv/bin/mlkit'
     notes = exit_code_notes()
-    svc = f"""{notes}
+    return f"""{notes}
 # SuccessExitStatus: 3 (a gate rejected the candidate: recorded in the registry and reports/runs/) and 75 (another
 # retrain holds mlkit's lock) are outcomes, not unit failures; 1 (error) and 2 (usage) fail the unit.
 [Unit]
@@ -241,7 +250,11 @@ SuccessExitStatus={' '.join(map(str, NOT_FAILURES))}
 Nice=10
 TimeoutStartSec=6h
 """
-    timer = f"""# Starts mlkit-retrain.service on `{schedule}` (cron); Persistent: a run missed while the machine was off starts at boot.
+
+# %% ../nbs/08c_ops.ipynb #7c8ec699
+def _timer_unit(schedule: str) -> str:
+    "The persistent `mlkit-retrain.timer` for a cron `schedule`."
+    return f"""# Starts mlkit-retrain.service on `{schedule}` (cron); Persistent: a run missed while the machine was off starts at boot.
 [Unit]
 Description=Schedule of mlkit gated retraining
 
@@ -254,7 +267,13 @@ Unit=mlkit-retrain.service
 [Install]
 WantedBy=timers.target
 """
-    return {'mlkit-retrain.service': svc, 'mlkit-retrain.timer': timer}
+
+# %% ../nbs/08c_ops.ipynb #25432a42
+def systemd_units(schedule: str = '0 3 * * *', data: str|None = None, workdir: str = WORKDIR, home: str = HOME,
+                  mlkit: str|None = None) -> dict:
+    "`{'mlkit-retrain.service': ..., 'mlkit-retrain.timer': ...}`: a oneshot retrain and its persistent timer."
+    return {'mlkit-retrain.service': _service_unit(data or DATA, workdir, home, mlkit or f'{workdir}/.venv/bin/mlkit'),
+            'mlkit-retrain.timer': _timer_unit(schedule)}
 
 # %% ../nbs/08c_ops.ipynb #c56d4ab1
 def _write(p: Path, text: str) -> Path:
@@ -264,12 +283,18 @@ def _write_k8s(d: Path, manifests: dict) -> list:
     d.mkdir(parents=True, exist_ok=True)
     return [write_yaml(d/name, objs) for name, objs in manifests.items()]
 
+# %% ../nbs/08c_ops.ipynb #0de57076
+def _production() -> str|None:
+    "The tag the `production` alias points at (None: none yet)."
+    from mlkit.registry import alias_target
+    return alias_target('production')
+
 # %% ../nbs/08c_ops.ipynb #e9abc74f
 def export_ops(out_dir=None, runbook_base='docs/runbooks', model: str|None = None, k8s=False, cron=False, systemd=False,
                image: str|None = None, namespace: str = 'mlkit', schedule: str = '0 3 * * *', data: str|None = None) -> list:
     "Write alert rules, dashboards, the latest monitor gauges and, when asked, Kubernetes, cron and systemd files; return the paths."
     import yaml
-    s = model_settings(model.split(':')[0] if model else None)
+    s = model_settings(model or _production())       # the model's own thresholds (config.model_settings)
     out = Path(out_dir) if out_dir else reports_dir()/'ops'
     (out/'grafana').mkdir(parents=True, exist_ok=True)
     paths = [out/'alerts.rules.yml']

@@ -88,11 +88,10 @@ def quantize_int8(src, dst) -> Path:
     return Path(dst)
 
 # %% ../nbs/06c_optimize.ipynb #516ca414
-def onnx_threads() -> int:
-    "ONNX Runtime's intra-op threads: `$MLKIT_ONNX_THREADS`, else 1."
-    v = os.environ.get('MLKIT_ONNX_THREADS', '1')
-    n = int(v) if v.strip().isdigit() else 0
-    if n < 1: raise UsageError(f"MLKIT_ONNX_THREADS must be a whole number of at least 1, not {v!r}")
+def onnx_threads(settings: Settings|None = None) -> int:
+    "ONNX Runtime's intra-op threads: the setting `onnx_threads` (MLKIT_ONNX_THREADS), 1 by default."
+    n = (settings or load_settings()).onnx_threads
+    if n < 1: raise UsageError(f"onnx_threads (MLKIT_ONNX_THREADS) must be at least 1, not {n}")
     return n
 
 # %% ../nbs/06c_optimize.ipynb #e951a87b
@@ -277,8 +276,8 @@ def onnx_parity(folder) -> dict|None:
 
 # %% ../nbs/06c_optimize.ipynb #0f7c98ff
 def load_scorer(folder, backend: str|None = None) -> Predictor:
-    "`OnnxScorer` for a model folder with a parity-passed ONNX file unless `backend` (default `$MLKIT_BACKEND`) is 'torch'; else `Predictor`."
-    b = (backend or os.environ.get('MLKIT_BACKEND') or 'onnx').strip().lower()
-    if b not in BACKENDS: raise UsageError(f"MLKIT_BACKEND must be onnx or torch, not {b!r}")
+    "`OnnxScorer` for a model folder with a parity-passed ONNX file unless `backend` (default: the setting, MLKIT_BACKEND) is 'torch'; else `Predictor`."
+    b = (backend or load_settings().backend).strip().lower()
+    if b not in BACKENDS: raise UsageError(f"backend (MLKIT_BACKEND) must be onnx or torch, not {b!r}")
     if b == 'onnx' and onnx_parity(folder): return OnnxScorer(folder)
     return Predictor.load(folder)

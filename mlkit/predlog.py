@@ -30,8 +30,8 @@ except ImportError:
 
 # %% ../nbs/06b_predlog.ipynb #41867fbe
 def prediction_log_dir() -> Path:
-    "Folder of the prediction log: `$MLKIT_PREDICTION_LOG`, default `$MLKIT_HOME/logs/predictions`."
-    return Path(os.environ.get('MLKIT_PREDICTION_LOG') or mlkit_home()/'logs'/'predictions')
+    "Folder of the prediction log: the setting `prediction_log` (MLKIT_PREDICTION_LOG), default `$MLKIT_HOME/logs/predictions`."
+    return Path(load_settings().prediction_log or mlkit_home()/'logs'/'predictions')
 
 class LogWriteError(MlkitError):
     "The prediction log could not be written (raised by `PredictionLog.append` when `required`)."
@@ -99,8 +99,8 @@ class PredictionLog:
                  required=None, on_error=None, settings=None):
         s = settings if settings is not None else (load_settings() if None in (max_bytes, keep_days, max_total_bytes, sample_rate, required) else None)
         pick = lambda v, name: getattr(s, name) if v is None else v
-        self.folder = Path(folder or prediction_log_dir())
-        self.fsync = (os.environ.get('MLKIT_LOG_FSYNC', '0') == '1') if fsync is None else fsync
+        self.folder = Path(folder or (s.prediction_log if s is not None and s.prediction_log else prediction_log_dir()))
+        self.fsync = (s if s is not None else load_settings()).log_fsync if fsync is None else fsync
         self.max_bytes, self.keep_days = int(pick(max_bytes, 'log_max_bytes')), float(pick(keep_days, 'log_keep_days'))
         self.max_total_bytes, self.sample_rate = int(pick(max_total_bytes, 'log_max_total_bytes')), float(pick(sample_rate, 'log_sample_rate'))
         self.required, self.on_error, self.errors = bool(pick(required, 'log_required')), on_error, 0
@@ -221,8 +221,8 @@ def _rotate_past_days(self: PredictionLog):
         for p in olds: os.rename(p, p.with_name(f'{p.name[:-6]}.{_next_seq(self.folder, _NAME.match(p.name)[1]):06d}.jsonl'))
 
 # %% ../nbs/06b_predlog.ipynb #1575da24
-def compress_rotated(folder, level: int = 6):
-    "Gzip every rotated `.N.jsonl` file (into `.N.jsonl.gz`, via a temporary file; the plain file is removed after)."
+def compress_rotated(folder, level: int = 1):
+    "Gzip every rotated `.N.jsonl` file at `level` (into `.N.jsonl.gz`, via a temporary file; the plain file is removed after)."
     for p in log_files(folder):
         m = _NAME.match(p.name)
         if not m[2] or m[3]: continue

@@ -4,14 +4,17 @@
 
 # %% ../nbs/09_runs.ipynb #9bb3b94b
 from __future__ import annotations
-import json, logging, os, subprocess, sys, time
+import contextlib, fcntl, json, logging, os, subprocess, sys, time
+from datetime import datetime, timezone
 from pathlib import Path
-from .config import DataError, MlkitError, UsageError, load_settings, new_run_id, reports_dir, project_root
+from fastcore.basics import patch
+from .config import DataError, MlkitError, UsageError, load_settings, new_run_id, reports_dir, project_root, mlkit_home, write_json
 
 # %% auto #0
-__all__ = ['DATA_OPTIONS', 'Stage', 'write_json', 'error_text', 'save_summary', 'git_commit', 'evaluate_predictor', 'RunFailed',
-           'workflows_dir', 'kernel_name', 'execute_workflow', 'run_folder', 'model_name', 'register_run', 'train_run',
-           'resolve_model_dir', 'evaluate_run', 'monitor_run', 'data_stage', 'format_data_summary', 'format_metrics']
+__all__ = ['DATA_OPTIONS', 'Stage', 'error_text', 'save_summary', 'git_commit', 'run_folder', 'run_record', 'Busy', 'run_lock',
+           'evaluate_predictor', 'RunFailed', 'workflows_dir', 'kernel_name', 'execute_workflow', 'model_name',
+           'register_run', 'train_run', 'resolve_model_dir', 'evaluate_run', 'monitor_run', 'data_stage',
+           'format_data_summary', 'format_metrics']
 
 # %% ../nbs/09_runs.ipynb #afed66db
 class Stage:
@@ -28,26 +31,12 @@ class Stage:
         print(f"    {self.name}: {'done' if typ is None else 'FAILED'} in {dt:.1f}s", file=self.out, flush=True)
         return False
 
-# %% ../nbs/09_runs.ipynb #1866852b
-def write_json(path, obj) -> Path:
-    "Write `obj` as indented JSON to `path` atomically (temp file + rename)."
-    p = Path(path); p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=_json_default, allow_nan=False))
-    os.replace(tmp, p)
-    return p
-
-def _json_default(o):
-    import numpy as np
-    if isinstance(o, np.generic): return o.item()
-    if isinstance(o, Path): return str(o)
-    if isinstance(o, (set, tuple)): return list(o)
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")
-
+# %% ../nbs/09_runs.ipynb #93cd117c
 def error_text(e: Exception) -> str:
     "One line for a run's `error`: the message of our own errors, type and message of anything else."
     return str(e) if isinstance(e, MlkitError) else f"{type(e).__name__}: {e}"
 
+# %% ../nbs/09_runs.ipynb #4a611f8a
 def save_summary(rdir, summary: dict) -> dict:
     "Merge `summary` into the run folder's `summary.json` (durations merged too), write it atomically, return it."
     prev = Path(rdir)/'summary.json'
@@ -56,6 +45,7 @@ def save_summary(rdir, summary: dict) -> dict:
     write_json(prev, merged)
     return merged
 
+# %% ../nbs/09_runs.ipynb #8d084b8d
 def git_commit(path=None) -> str|None:
     "The git commit of the project at `path` (default: the project root), `-dirty` when modified; None outside git."
     root = Path(path or project_root() or Path.cwd())
@@ -66,41 +56,113 @@ def git_commit(path=None) -> str|None:
         return sha.stdout.strip() + ('-dirty' if dirty.stdout.strip() else '')
     except (OSError, subprocess.TimeoutExpired): return None
 
-# %% ../nbs/09_runs.ipynb #44869a07
+# %% ../nbs/09_runs.ipynb #2dd6c1e6
+def run_folder(run_id: str) -> Path:
+    "The folder of run `run_id` under `reports/runs/`."
+    return reports_dir()/'runs'/run_id
+
+# %% ../nbs/09_runs.ipynb #5c06bf79
+class run_record:
+    "Context manager owning a run's `summary.json`: status, error, start/end, durations and the run's own `fields`."
+    def __init__(self, kind: str, run_id=None, folder=None, out=None, **fields):
+        self.run_id = run_id or new_run_id(kind)
+        self.dir = Path(folder) if folder is not None else run_folder(self.run_id)
+        self.out, self.durations, self._collect = out or sys.stdout, {}, []
+        self.summary = dict(run_id=self.run_id, kind=kind, status='running', error=None, started=None, ended=None,
+                            seconds=None, **fields, durations=self.durations, run_dir=str(self.dir))
+
+# %% ../nbs/09_runs.ipynb #3796fddc
+@patch
+def stage(self: run_record, name: str, i=None, n=None) -> Stage:
+    "A `Stage` of this run: printed, and its duration recorded in the summary."
+    return Stage(name, self.durations, i, n, self.out)
+
+@patch
+def collect(self: run_record, fn):
+    "Call `fn(summary)` when the run ends, failed or not, before the summary is written (what the run left behind)."
+    self._collect.append(fn); return fn
+
+# %% ../nbs/09_runs.ipynb #881bd34e
+@patch
+def __enter__(self: run_record):
+    self.dir.mkdir(parents=True, exist_ok=True)
+    self._t0 = time.perf_counter()
+    self.summary['started'] = datetime.now(timezone.utc).isoformat()
+    self._save(); return self
+
+@patch
+def _save(self: run_record):
+    merged = save_summary(self.dir, self.summary)
+    self.summary.update({k: v for k, v in merged.items() if k != 'durations'}); self.durations.update(merged['durations'])
+
+# %% ../nbs/09_runs.ipynb #00d50620
+@patch
+def __exit__(self: run_record, typ, exc, tb):
+    if exc is not None: self.summary.update(status='failed', error=error_text(exc))
+    elif self.summary['status'] == 'running': self.summary['status'] = 'succeeded'
+    for fn in self._collect: fn(self.summary)
+    self.summary.update(ended=datetime.now(timezone.utc).isoformat(), seconds=round(time.perf_counter() - self._t0, 3))
+    self._save()
+    return False
+
+# %% ../nbs/09_runs.ipynb #b49e44cc
+class Busy(MlkitError):
+    "Another run holds the lock."
+    exit_code = 75
+
+# %% ../nbs/09_runs.ipynb #31728d8d
+@contextlib.contextmanager
+def run_lock(name: str = 'retrain', path=None):
+    "Exclusive lock `name` (file `path`, default under `$MLKIT_HOME/locks/`) for the block; `Busy` if another process holds it."
+    p = Path(path) if path is not None else mlkit_home()/'locks'/f'{name}.lock'
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with open(p, 'a+') as f:
+        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0); holder = f.read().strip()
+            raise Busy(f"another {name} is running ({holder or 'unknown process'}); try again later") from None
+        try:
+            f.seek(0); f.truncate(); f.write(f"pid {os.getpid()} since {datetime.now(timezone.utc).isoformat()}"); f.flush()
+            yield p
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
+
+# %% ../nbs/09_runs.ipynb #264cf94e
+def _scored(pred, df, schema, thr: float, ev, sens: dict) -> tuple:
+    "(metrics, predictions frame) of `pred` on the labelled rows `df` for the schema's task; `ev` is `evaluate_predictions` with the intervals set."
+    import numpy as np, pandas as pd
+    out = pred.predict(df)
+    if schema.task == 'regression':
+        y = df[schema.target].to_numpy('float64')
+        return ev(y, out['value'], None, 'regression'), pd.DataFrame(dict(y_true=y, y_score=out['value'], y_pred=out['value']))
+    codes = pred.transform.encode_target(df[schema.target])
+    if schema.task == 'binary':
+        y, score = codes.astype('int64'), out['score']
+        return ev(y, score, sens or None, 'binary', thr, schema.positive_class), pd.DataFrame(dict(y_true=y, y_score=score, y_pred=(score >= thr).astype('int64')))
+    y = np.asarray(pred.classes, dtype=object)[codes]
+    preds = pd.DataFrame(dict(y_true=y, y_pred=out['label'], y_score=out['score']))
+    for k, c in enumerate(pred.classes): preds[f'p_{c}'] = out['proba'][:, k]
+    return ev(y, out['proba'], sens or None, 'multiclass', classes=pred.classes), preds
+
+# %% ../nbs/09_runs.ipynb #53074691
 def evaluate_predictor(pred, df: pd.DataFrame, schema, threshold: float|None = None, resamples: int|None = None,
                        min_group_size: int|None = None):
     "Metrics (quality + fairness, with intervals) and the predictions frame of `pred` on `df`; `resamples=0` skips the bootstrap; None: the settings."
-    import numpy as np, pandas as pd
+    from functools import partial
     from mlkit.metrics import evaluate_predictions
     if schema.target not in df.columns: raise DataError(f"evaluation data lacks the target column {schema.target!r}")
     df = df[df[schema.target].notna()].reset_index(drop=True)
     if len(df) == 0: raise DataError("evaluation data has no labelled rows")
-    thr = pred.threshold if threshold is None else float(threshold)
     s = load_settings()
-    ci = dict(level=s.ci_level, resamples=s.bootstrap_resamples if resamples is None else resamples, seed=0)
-    out = pred.predict(df)
+    ev = partial(evaluate_predictions, level=s.ci_level, resamples=s.bootstrap_resamples if resamples is None else resamples, seed=0)
+    if schema.task != 'regression': ev = partial(ev, min_group_size=s.min_group_size if min_group_size is None else min_group_size)
     sens = {c: df[c].to_numpy() for c in schema.sensitive if c in df.columns}
-    if schema.task == 'binary':
-        y = pred.transform.encode_target(df[schema.target]).astype('int64')
-        score = out['score']
-        m = evaluate_predictions(y, score, sens or None, 'binary', thr, schema.positive_class, min_group_size=s.min_group_size if min_group_size is None else min_group_size, **ci)
-        preds = pd.DataFrame(dict(y_true=y, y_score=score, y_pred=(score >= thr).astype('int64')))
-    elif schema.task == 'multiclass':
-        y = np.asarray(pred.classes, dtype=object)[pred.transform.encode_target(df[schema.target])]
-        m = evaluate_predictions(y, out['proba'], sens or None, 'multiclass', classes=pred.classes, min_group_size=s.min_group_size if min_group_size is None else min_group_size, **ci)
-        preds = pd.DataFrame(dict(y_true=y, y_pred=out['label'], y_score=out['score']))
-        for k, c in enumerate(pred.classes): preds[f'p_{c}'] = out['proba'][:, k]
-    else:
-        y = df[schema.target].to_numpy('float64')
-        m = evaluate_predictions(y, out['value'], None, 'regression', **ci)
-        preds = pd.DataFrame(dict(y_true=y, y_score=out['value'], y_pred=out['value']))
+    m, preds = _scored(pred, df, schema, pred.threshold if threshold is None else float(threshold), ev, sens)
     for c, v in sens.items(): preds[c] = v
-    for c in getattr(schema, 'id_columns', None) or []:
-        if c in df.columns: preds[c] = df[c].to_numpy()
+    for c in [c for c in getattr(schema, 'id_columns', None) or [] if c in df.columns]: preds[c] = df[c].to_numpy()
     m['rows'], m['task'] = len(df), schema.task
     return m, preds
 
-# %% ../nbs/09_runs.ipynb #ecb00551
+# %% ../nbs/09_runs.ipynb #e0560a11
 class RunFailed(MlkitError):
     "A workflow notebook failed; the executed notebook in the run folder shows the error."
 
@@ -113,6 +175,7 @@ def workflows_dir() -> Path:
         if c.is_dir(): return c
     raise MlkitError(f"workflow notebooks not found (looked in {', '.join(map(str, cands))})")
 
+# %% ../nbs/09_runs.ipynb #43088cdd
 def kernel_name() -> str:
     "The `mlkit` kernel registered by `make install` if present, else `python3`."
     from jupyter_client.kernelspec import KernelSpecManager
@@ -126,6 +189,7 @@ class _LineHandler(logging.Handler):
                            '<IPython.core.display', '<Figure size')): return
         self.out.write(msg if msg.endswith('\n') else msg + '\n'); self.out.flush()
 
+# %% ../nbs/09_runs.ipynb #f2fde841
 def execute_workflow(name: str, out_path, parameters: dict, out=None, log_output=True) -> Path:
     "Execute `nbs/workflows/<name>.ipynb` with `parameters` into `out_path`; raise `RunFailed` when a cell fails."
     # papermill -> nbformat -> jsonschema imports rfc3987_syntax, when installed, for its optional "iri" format check,
@@ -151,11 +215,7 @@ def execute_workflow(name: str, out_path, parameters: dict, out=None, log_output
         log.removeHandler(h); log.setLevel(old_level); log.propagate = old_prop
     return out_path
 
-# %% ../nbs/09_runs.ipynb #38bc86bb
-def run_folder(run_id: str) -> Path:
-    "The folder of run `run_id` under `reports/runs/`."
-    return reports_dir()/'runs'/run_id
-
+# %% ../nbs/09_runs.ipynb #d17a7bb7
 DATA_OPTIONS = ('task', 'drop', 'id_columns', 'strict', 'schema')
 
 def _data_params(data, target, sensitive, test_data, options=None):
@@ -165,7 +225,7 @@ def _data_params(data, target, sensitive, test_data, options=None):
                 sensitive=None if sensitive is None else list(sensitive),
                 test_data=None if test_data is None else str(Path(test_data).absolute()), options=dict(options or {}))
 
-
+# %% ../nbs/09_runs.ipynb #affa73e5
 def model_name(data=None) -> str:
     "Registry name of a model trained on `data`: `adult` for the bundled data, else the file's name (slugged)."
     if data is None: return 'adult'
@@ -173,75 +233,79 @@ def model_name(data=None) -> str:
     slug = ''.join(c if c.isalnum() else '-' for c in stem).strip('-')
     return slug or 'model'
 
-def register_run(rdir, name: str, extra: dict|None = None) -> str:
-    "Register the model of the run folder `rdir` with its card (lineage, metrics and `extra`, e.g. a sweep's record); return the tag."
-    from mlkit.registry import register
-    rdir = Path(rdir)
-    pj = json.loads((rdir/'params.json').read_text())
+# %% ../nbs/09_runs.ipynb #d4d8bba0
+def _card(rdir: Path, pj: dict, extra: dict|None = None) -> dict:
+    "The registry card of the run folder `rdir` from its `params.json` (`pj`): lineage, metrics, notebooks, and `extra`."
     metrics = json.loads((rdir/'metrics.json').read_text()) if (rdir/'metrics.json').exists() else None
-    card = dict(run_id=pj.get('run_id'), run_dir=str(rdir), data=pj.get('data') or 'bundled:adult', target=pj.get('target'),
+    sch = pj.get('schema') or {}
+    return dict(run_id=pj.get('run_id'), run_dir=str(rdir), data=pj.get('data') or 'bundled:adult', target=pj.get('target'),
                 sensitive=pj.get('sensitive'), test_data=pj.get('test_data'), seed=pj.get('seed', 0),
                 data_options=pj.get('data_options') or {}, data_hash=pj.get('data_hash'),
                 test_data_hash=pj.get('test_data_hash'), git_commit=pj.get('git_commit'), params=pj.get('params'),
-                metrics=metrics, validation=pj.get('validation'), task=(pj.get('schema') or {}).get('task'),
-                dropped=(pj.get('schema') or {}).get('dropped'), id_columns=(pj.get('schema') or {}).get('id_columns'),
+                metrics=metrics, validation=pj.get('validation'), task=sch.get('task'), dropped=sch.get('dropped'), id_columns=sch.get('id_columns'),
                 notebooks=[str(p) for p in sorted(rdir.glob('*.ipynb'))], val_metrics=pj.get('val_metrics'), **(extra or {}))
+
+# %% ../nbs/09_runs.ipynb #8bcd1e16
+def register_run(rdir, name: str, extra: dict|None = None) -> str:
+    "Register the model of the run folder `rdir` with its card (lineage, metrics and `extra`, e.g. a sweep's record); return the tag."
+    from mlkit.registry import register, training_data_of
     from mlkit.monitoring import reference_sample, REFERENCE
-    from mlkit.data import load_recorded
-    train = load_recorded(pj)[0]
-    reference_sample(train, 5000, pj.get('seed', 0)).to_parquet(rdir/'model'/REFERENCE, index=False)
+    rdir = Path(rdir)
+    pj = json.loads((rdir/'params.json').read_text())
+    card = _card(rdir, pj, extra)
+    reference_sample(training_data_of(card), 5000, pj.get('seed', 0)).to_parquet(rdir/'model'/REFERENCE, index=False)
     if load_settings().export_onnx:      # served by ONNX Runtime when it passes parity (`optimize.attach_onnx`)
         from mlkit.optimize import attach_onnx
         card['onnx'] = attach_onnx(rdir/'model')
     return register(rdir/'model', name, card)
 
+# %% ../nbs/09_runs.ipynb #fc4b51b4
+def _collect_outputs(rdir: Path, params: dict):
+    "A `run_record.collect` function: the data hash, parameters and metrics the run's notebooks wrote."
+    def collect(summary):
+        if (rdir/'params.json').exists():
+            pj = json.loads((rdir/'params.json').read_text())
+            summary.update(data_hash=pj.get('data_hash'), params=pj.get('params', params))
+        if (rdir/'metrics.json').exists(): summary['metrics'] = json.loads((rdir/'metrics.json').read_text())
+    return collect
+
+# %% ../nbs/09_runs.ipynb #aa30b35a
+def _stages(rdir: Path, run_id: str, dp: dict, params: dict, launch: dict, evaluate: bool = True) -> list:
+    "The workflow notebooks of a training run and their parameters: train, then evaluate (on node 0 only)."
+    st = [('train', dict(**dp, run_dir=str(rdir), run_id=run_id, params=params, progress='lines', **launch))]
+    if evaluate and launch['node_rank'] == 0: st.append(('evaluate', dict(model=str(rdir/'model'), run_dir=str(rdir), run_id=run_id)))
+    return st
+
+# %% ../nbs/09_runs.ipynb #d9dbc6f3
 def train_run(data=None, target=None, sensitive=None, test_data=None, params: dict|None = None, run_id=None,
               out=None, evaluate=True, register=True, name=None, options: dict|None = None, card: dict|None = None,
               launcher='local', nproc_per_node=1, nnodes=1, node_rank=0, rdzv_endpoint=None) -> dict:
     """Train, evaluate (papermill runs into `reports/runs/<run_id>/`) and register (`card`: extra card entries); return the summary (raises `RunFailed`).
     `launcher='torchrun'`: DDP on `nproc_per_node` processes on each of `nnodes` machines (node 0 evaluates and registers)."""
-    out = out or sys.stdout
     params = dict(params or {})
     from mlkit.train import check_launch
     check_launch(params, launcher, nproc_per_node, nnodes, node_rank, rdzv_endpoint)  # unknown names, DDP in a kernel: fail before one starts
     launch = dict(launcher=launcher, nproc_per_node=int(nproc_per_node), nnodes=int(nnodes), node_rank=int(node_rank), rdzv_endpoint=rdzv_endpoint)
-    worker = launch['node_rank'] > 0      # another node's ranks: train only
-    run_id = run_id or new_run_id('train')
-    rdir = run_folder(run_id)
-    rdir.mkdir(parents=True, exist_ok=True)
-    durations, name_ = {}, name
-    summary = dict(run_id=run_id, status='running', error=None, data_hash=None, git_commit=git_commit(),
-                   params=params, durations=durations, model_tag=None, run_dir=str(rdir), notebooks=[], metrics=None)
     dp = _data_params(data, target, sensitive, test_data, options)
-    if launcher != 'local': summary['launch'] = launch
-    stages = [('train', dict(**dp, run_dir=str(rdir), run_id=run_id, params=params, progress='lines', **launch))]
+    worker = launch['node_rank'] > 0      # another node's ranks: train only
+    rec = run_record('train', run_id or new_run_id('train'), out=out, data_hash=None, git_commit=git_commit(), params=params,
+                     model_tag=None, notebooks=[], metrics=None, **({'launch': launch} if launcher != 'local' else {}))
+    rdir, run_id = rec.dir, rec.run_id
+    stages = _stages(rdir, run_id, dp, params, launch, evaluate)
     register = register and not worker
-    if evaluate and not worker: stages.append(('evaluate', dict(model=str(rdir/'model'), run_dir=str(rdir), run_id=run_id)))
-    try:
+    with rec:
+        rec.collect(_collect_outputs(rdir, params))
         n = len(stages) + bool(register)
         for i, (wf, pars) in enumerate(stages, 1):
-            with Stage(f"{wf} notebook", durations, i, n, out):
-                nb = rdir/f'{wf}.ipynb'
-                summary['notebooks'].append(str(nb))
-                execute_workflow(wf, nb, pars, out)
+            with rec.stage(f"{wf} notebook", i, n):
+                nb = rdir/f'{wf}.ipynb'; rec.summary['notebooks'].append(str(nb))
+                execute_workflow(wf, nb, pars, rec.out)
         if register:
-            with Stage('register model', durations, n, n, out):
-                summary['model_tag'] = register_run(rdir, name_ or model_name(data), card)
-            print(f"registered {summary['model_tag']}", file=out)
-        summary['status'] = 'succeeded'
-    except Exception as e:
-        summary.update(status='failed', error=error_text(e))
-        raise
-    finally:
-        if (rdir/'params.json').exists():
-            pj = json.loads((rdir/'params.json').read_text())
-            summary['data_hash'] = pj.get('data_hash')
-            summary['params'] = pj.get('params', params)
-        if (rdir/'metrics.json').exists(): summary['metrics'] = json.loads((rdir/'metrics.json').read_text())
-        write_json(rdir/'summary.json', summary)
-    return summary
+            with rec.stage('register model', n, n): rec.summary['model_tag'] = register_run(rdir, name or model_name(data), card)
+            print(f"registered {rec.summary['model_tag']}", file=rec.out)
+    return rec.summary
 
-# %% ../nbs/09_runs.ipynb #ce5b97a5
+# %% ../nbs/09_runs.ipynb #656619ad
 def resolve_model_dir(ref) -> Path:
     "A model folder from a registry tag (`name:version`, `@alias`; verified), a run id, a run folder or a model folder."
     p = Path(str(ref))
@@ -254,31 +318,23 @@ def resolve_model_dir(ref) -> Path:
     verify_folder(mp, tag)
     return mp
 
+# %% ../nbs/09_runs.ipynb #c25492cb
 def evaluate_run(model, data=None, target=None, sensitive=None, test_data=None, run_id=None, out=None) -> dict:
     "Evaluate `model` as a papermill run into `reports/runs/<run_id>/`; return the summary."
-    out = out or sys.stdout
     mdir = resolve_model_dir(model)
-    run_id = run_id or new_run_id('eval')
-    rdir = run_folder(run_id)
-    durations = {}
-    summary = dict(run_id=run_id, status='running', error=None, data_hash=None, git_commit=git_commit(), params={},
-                   durations=durations, model_tag=None, model_dir=str(mdir), run_dir=str(rdir), notebooks=[], metrics=None)
-    pars = dict(model=str(mdir), run_dir=str(rdir), run_id=run_id)
+    rec = run_record('eval', run_id, out=out, data_hash=None, git_commit=git_commit(), params={}, model_tag=None,
+                     model_dir=str(mdir), notebooks=[], metrics=None)
+    pars = dict(model=str(mdir), run_dir=str(rec.dir), run_id=rec.run_id)
     if data is not None or test_data is not None: pars.update(_data_params(data, target, sensitive, test_data))
-    try:
-        with Stage('evaluate notebook', durations, 1, 1, out):
-            nb = rdir/'evaluate.ipynb'; summary['notebooks'].append(str(nb))
-            execute_workflow('evaluate', nb, pars, out)
-        summary['status'] = 'succeeded'
-    except Exception as e:
-        summary.update(status='failed', error=error_text(e))
-        raise
-    finally:
-        if (rdir/'metrics.json').exists():
-            summary['metrics'] = json.loads((rdir/'metrics.json').read_text())
-            summary['data_hash'] = summary['metrics'].get('data_hash')
-        write_json(rdir/'summary.json', summary)
-    return summary
+    def collect(s):
+        if (rec.dir/'metrics.json').exists():
+            s['metrics'] = json.loads((rec.dir/'metrics.json').read_text()); s['data_hash'] = s['metrics'].get('data_hash')
+    with rec:
+        rec.collect(collect)
+        with rec.stage('evaluate notebook', 1, 1):
+            nb = rec.dir/'evaluate.ipynb'; rec.summary['notebooks'].append(str(nb))
+            execute_workflow('evaluate', nb, pars, rec.out)
+    return rec.summary
 
 # %% ../nbs/09_runs.ipynb #28be0013
 def monitor_run(current=None, since=None, labels=None, model=None, alias='production', overrides=None, out=None) -> dict:
@@ -335,6 +391,7 @@ def _metric_line(m: dict, keys) -> str:
     from mlkit.metrics import value_text
     return '  '.join(f"{k} {value_text(m, k)}" for k in keys if isinstance(m.get(k), (int, float)) and not isinstance(m.get(k), bool))
 
+# %% ../nbs/09_runs.ipynb #8b220b92
 def format_metrics(m: dict) -> str:
     "One line of quality metrics, one per baseline and one per sensitive attribute's fairness gaps."
     from mlkit.metrics import report_metrics, headline_metrics, metrics_task, value_text

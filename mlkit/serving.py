@@ -4,22 +4,25 @@
 
 # %% ../nbs/07_serving.ipynb #cba1d611
 from __future__ import annotations
-import asyncio, hashlib, json, math, os, time, uuid
+import asyncio, hashlib, json, logging, math, os, time, uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional, Union
 import numpy as np
-from .config import DataError, MlkitError, UsageError, mlkit_home
+from fastcore.basics import patch
+from .config import DataError, MlkitError, UsageError, mlkit_home, load_settings
 from .data import Schema
 from .registry import bentoml_module, resolve, model_path, verify_folder, alias_target, ModelError
 from .predlog import PredictionLog, LogWriteError, _encode
 
 # %% auto #0
-__all__ = ['Num', 'Cat', 'IdValue', 'Scalar', 'OPEN_PATHS', 'VALIDATION_ERROR', 'ERROR', 'record_model', 'request_model',
-           'request_adapter', 'response_model', 'Scorer', 'strip_dropped', 'echo_ids', 'ServiceMetrics', 'observe_many',
-           'TickBatcher', 'FastPath', 'GuardMiddleware', 'contract_openapi', 'ab_arm', 'header_value', 'unit_values',
-           'merge_by_arm', 'CanaryRouter', 'explain_rows', 'service_model_ref', 'make_service', 'bentos_dir',
-           'bentoml_cli', 'serve_args', 'build']
+__all__ = ['Num', 'Cat', 'IdValue', 'Scalar', 'OPEN_PATHS', 'VALIDATION_ERROR', 'ERROR', 'CANARY_MODES', 'record_model',
+           'request_model', 'request_adapter', 'response_model', 'Scorer', 'strip_dropped', 'echo_ids',
+           'ServiceMetrics', 'observe_many', 'TickBatcher', 'FastPath', 'GuardMiddleware', 'contract_openapi', 'ab_arm',
+           'header_value', 'unit_values', 'merge_by_arm', 'CanaryRouter', 'explain_rows', 'service_model_ref',
+           'batched_traffic_metrics', 'coalesce_response_writes', 'swept_timeout', 'untraced_predict',
+           'lighter_framework', 'service_options', 'Worker', 'make_service', 'bentos_dir', 'bentoml_cli', 'serve_args',
+           'build']
 
 # %% ../nbs/07_serving.ipynb #e6d174c1
 import pydantic
@@ -81,19 +84,20 @@ def response_model(task: str, base=None, ids: bool = False):
                         request_id=(str, ...),
                         predictions=(list[Pred], ...)), Pred
 
-# %% ../nbs/07_serving.ipynb #94e99890
+# %% ../nbs/07_serving.ipynb #51c9ad1a
 class Scorer:
     "A verified model ready to score raw records, with its prediction log and metrics."
-    def __init__(self, tag: str, folder, log: PredictionLog|None = None, metrics=None):
+    def __init__(self, tag: str, folder, log: PredictionLog|None = None, metrics=None, settings=None):
         from mlkit.optimize import load_scorer
         import torch
-        torch.set_num_threads(int(os.environ.get('MLKIT_TORCH_THREADS', '1')))
+        s = settings if settings is not None else load_settings()
+        torch.set_num_threads(s.torch_threads)
         self.tag, self.folder = tag, Path(folder)
         verify_folder(self.folder, tag)
-        self.predictor = load_scorer(self.folder)   # ONNX Runtime when the model carries a parity-checked ONNX file, else eager torch
+        self.predictor = load_scorer(self.folder, s.backend)   # ONNX Runtime when the model carries a parity-checked ONNX file, else eager torch
         self.schema = Schema.load(self.folder/'schema.json')
         self.inputs = self.predictor.transform.inputs
-        self.log = log if log is not None else PredictionLog()
+        self.log = log if log is not None else PredictionLog(settings=s)
         self.metrics = metrics
 
     @classmethod
@@ -101,34 +105,47 @@ class Scorer:
         tag = resolve(ref)
         return cls(tag, model_path(tag), **kw)
 
-    def score(self, records: list) -> list:
-        "Score a list of raw records (dicts keyed by column name); return one prediction dict per record."
-        out, unknown = self.predictor.predict_records(records, stats=True)
-        task = self.predictor.task
-        if task == 'regression': preds = [dict(value=v) for v in out['value'].astype(float).tolist()]
+# %% ../nbs/07_serving.ipynb #20238e86
+@patch
+def score(self: Scorer, records: list) -> list:
+    "Score a list of raw records (dicts keyed by column name); return one prediction dict per record."
+    out, unknown = self.predictor.predict_records(records, stats=True)
+    task = self.predictor.task
+    if task == 'regression': preds = [dict(value=v) for v in out['value'].astype(float).tolist()]
+    else:
+        labels, scores = out['label'].astype(str).tolist(), out['score'].astype(float).tolist()
+        if task == 'binary': preds = [dict(label=l, score=s) for l, s in zip(labels, scores)]
         else:
-            labels, scores = out['label'].astype(str).tolist(), out['score'].astype(float).tolist()
-            if task == 'binary': preds = [dict(label=l, score=s) for l, s in zip(labels, scores)]
-            else:
-                classes = [str(c) for c in self.predictor.classes]
-                preds = [dict(label=l, score=s, scores=dict(zip(classes, p))) for l, s, p in zip(labels, scores, out['proba'].astype(float).tolist())]
-        if self.metrics: self.metrics.observe(self.tag, preds, unknown)
-        return preds
+            classes = [str(c) for c in self.predictor.classes]
+            preds = [dict(label=l, score=s, scores=dict(zip(classes, p))) for l, s, p in zip(labels, scores, out['proba'].astype(float).tolist())]
+    if self.metrics: self.metrics.observe(self.tag, preds, unknown)
+    return preds
 
-    def log_entries(self, request_id: str, records: list, preds: list, latency_ms: float|None = None, shadow: bool = False,
-                    arm: str|None = None, units: list|None = None) -> list:
-        "The prediction log's rows for `records` scored as `preds`; with `arm`, each also has `arm` and its `unit` (from `units`)."
-        ts = datetime.now(timezone.utc).isoformat()
-        extra = {} if latency_ms is None else dict(latency_ms=round(latency_ms, 3))
-        if shadow: extra['shadow'] = True
-        if arm is None: return [dict(ts=ts, request_id=request_id, model=self.tag, inputs=r, **p, **extra) for r, p in zip(records, preds)]
-        return [dict(ts=ts, request_id=request_id, model=self.tag, inputs=r, **p, **extra, arm=arm, unit=u)
-                for r, p, u in zip(records, preds, units or [None] * len(records))]
+# %% ../nbs/07_serving.ipynb #dbfd4fc3
+@patch
+def log_entries(self: Scorer, request_id: str, records: list, preds: list, latency_ms: float|None = None, shadow: bool = False,
+                arm: str|None = None, units: list|None = None) -> list:
+    "The prediction log's rows for `records` scored as `preds`; with `arm`, each also has `arm` and its `unit` (from `units`)."
+    ts = datetime.now(timezone.utc).isoformat()
+    extra = {} if latency_ms is None else dict(latency_ms=round(latency_ms, 3))
+    if shadow: extra['shadow'] = True
+    if arm is None: return [dict(ts=ts, request_id=request_id, model=self.tag, inputs=r, **p, **extra) for r, p in zip(records, preds)]
+    return [dict(ts=ts, request_id=request_id, model=self.tag, inputs=r, **p, **extra, arm=arm, unit=u)
+            for r, p, u in zip(records, preds, units or [None] * len(records))]
 
-    def log_rows(self, request_id: str, records: list, preds: list, latency_ms: float|None = None, shadow: bool = False,
-                 arm: str|None = None, units: list|None = None):
-        "Append `log_entries` to the prediction log (one write)."
-        self.log.append(self.log_entries(request_id, records, preds, latency_ms, shadow, arm, units))
+@patch
+def log_rows(self: Scorer, request_id: str, records: list, preds: list, latency_ms: float|None = None, shadow: bool = False,
+             arm: str|None = None, units: list|None = None):
+    "Append `log_entries` to the prediction log (one write)."
+    self.log.append(self.log_entries(request_id, records, preds, latency_ms, shadow, arm, units))
+
+# %% ../nbs/07_serving.ipynb #81ed3bde
+@patch
+def log_batch(self: Scorer, items: list):
+    "Append the rows of several requests in one write: `items` holds `(records, preds, (request_id, t0))`, t0 the request's `time.perf_counter()` at its start."
+    now, ts, tag = time.perf_counter(), datetime.now(timezone.utc).isoformat(), self.tag
+    self.log.append([dict(ts=ts, request_id=rid, model=tag, inputs=r, **p, latency_ms=round((now - t0) * 1000, 3))
+                     for recs, preds, (rid, t0) in items for r, p in zip(recs, preds)])
 
 # %% ../nbs/07_serving.ipynb #1e059a02
 def strip_dropped(records: list, dropped: set) -> list:
@@ -140,7 +157,7 @@ def echo_ids(records: list, preds: list, ids: list) -> list:
     "Each prediction with `id`: the record's non-null `ids` columns (None when it has none)."
     return [dict(p, id={c: r[c] for c in ids if r.get(c) is not None} or None) for r, p in zip(records, preds)]
 
-# %% ../nbs/07_serving.ipynb #d103df46
+# %% ../nbs/07_serving.ipynb #1ae0432f
 class ServiceMetrics:
     "mlkit's Prometheus metrics, registered through `bentoml.metrics` (exported on BentoML's /metrics)."
     def __init__(self):
@@ -155,26 +172,34 @@ class ServiceMetrics:
         self.log_write_errors = m.Counter(name='mlkit_log_write_errors', documentation='Prediction log appends that failed (disk full, folder not writable)')
         self._kids = {}   # labelled children, resolved once: .labels() costs more than the observation itself
 
-    def _child(self, metric, **labels):
-        key = (id(metric), *labels.values())
-        c = self._kids.get(key)
-        if c is None: c = self._kids[key] = metric.labels(**labels)
-        return c
+# %% ../nbs/07_serving.ipynb #5a2321de
+@patch
+def _child(self: ServiceMetrics, metric, **labels):
+    key = (id(metric), *labels.values())
+    c = self._kids.get(key)
+    if c is None: c = self._kids[key] = metric.labels(**labels)
+    return c
 
-    def observe(self, tag, preds, unknown):
-        if not preds: return
-        if 'label' in preds[0]:
-            values, counts = [p['score'] for p in preds], {}
-            for p in preds: counts[p['label']] = counts.get(p['label'], 0) + 1
-        else: values, counts = [p['value'] for p in preds], {'value': len(preds)}
-        observe_many(self._child(self.scores, model=tag), values)
-        for lab, n in counts.items(): self._child(self.predictions, model=tag, label=lab).inc(n)
-        for col, n in unknown.items():
-            if n: self._child(self.unknown, model=tag, column=col).inc(n)
+# %% ../nbs/07_serving.ipynb #17c6c567
+@patch
+def observe(self: ServiceMetrics, tag, preds, unknown):
+    if not preds: return
+    if 'label' in preds[0]:
+        values, counts = [p['score'] for p in preds], {}
+        for p in preds: counts[p['label']] = counts.get(p['label'], 0) + 1
+    else: values, counts = [p['value'] for p in preds], {'value': len(preds)}
+    observe_many(self._child(self.scores, model=tag), values)
+    for lab, n in counts.items(): self._child(self.predictions, model=tag, label=lab).inc(n)
+    for col, n in unknown.items():
+        if n: self._child(self.unknown, model=tag, column=col).inc(n)
 
-    def reject(self, reason: str): self._child(self.rejected, reason=reason).inc()
+# %% ../nbs/07_serving.ipynb #b8c712cc
+@patch
+def reject(self: ServiceMetrics, reason: str): self._child(self.rejected, reason=reason).inc()
 
-    def log_failed(self, err=None): self.log_write_errors.inc()
+# %% ../nbs/07_serving.ipynb #06a71c69
+@patch
+def log_failed(self: ServiceMetrics, err=None): self.log_write_errors.inc()
 
 # %% ../nbs/07_serving.ipynb #8fb0e1d4
 def observe_many(hist, values):
@@ -187,47 +212,68 @@ def observe_many(hist, values):
     for i in np.flatnonzero(counts): buckets[int(i)].inc(int(counts[i]))
     total.inc(float(sum(values)))
 
-# %% ../nbs/07_serving.ipynb #1da23e84
+# %% ../nbs/07_serving.ipynb #150c8dc0
 class TickBatcher:
-    "Score the requests queued during one event-loop turn in one `score` call (at most `max_rows` rows a call)."
-    def __init__(self, score, max_rows: int = 512, observe=None):
-        self.score, self.max_rows, self.observe = score, int(max_rows), observe
+    "Score the requests queued during one event-loop turn in one `score` call (at most `max_rows` rows a call), and `log` them in one call."
+    def __init__(self, score, max_rows: int = 512, observe=None, log=None):
+        self.score, self.max_rows, self.observe, self.log = score, int(max_rows), observe, log
         self._queue, self._scheduled = [], False
 
-    def __call__(self, records: list) -> asyncio.Future:
-        "Queue `records`; the future resolves to their predictions (a list, one per record)."
+    def __call__(self, records: list, meta=None) -> asyncio.Future:
+        "Queue `records`; the future resolves to their predictions (a list, one per record). With `meta`, they are logged."
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        self._queue.append((records, fut))
+        self._queue.append((records, fut, meta))
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._flush)
         return fut
 
-    def _flush(self):
-        take, n = 0, 0
-        while take < len(self._queue) and (take == 0 or n + len(self._queue[take][0]) <= self.max_rows):
-            n += len(self._queue[take][0]); take += 1
-        batch, self._queue = self._queue[:take], self._queue[take:]
-        if self._queue: asyncio.get_running_loop().call_soon(self._flush)    # the rest: next turn (I/O in between)
-        else: self._scheduled = False
-        if self.observe: self.observe(n)
-        try: preds = self.score([r for recs, _ in batch for r in recs]) if len(batch) > 1 else None
-        except Exception: preds = None
-        if preds is None:     # one request, or a failed batch: score each request on its own
-            for recs, fut in batch:
-                try: res = self.score(recs)
-                except Exception as e:
-                    if not fut.done(): fut.set_exception(e)
-                else:
-                    if not fut.done(): fut.set_result(res)
-            return
-        i = 0
-        for recs, fut in batch:
-            if not fut.done(): fut.set_result(preds[i:i + len(recs)])
-            i += len(recs)
+# %% ../nbs/07_serving.ipynb #5daaae92
+@patch
+def _take(self: TickBatcher) -> tuple:
+    "The queued requests of the next call (`max_rows` rows at most, one request however large) and their row count; the rest wait a turn."
+    take, n = 0, 0
+    while take < len(self._queue) and (take == 0 or n + len(self._queue[take][0]) <= self.max_rows):
+        n += len(self._queue[take][0]); take += 1
+    batch, self._queue = self._queue[:take], self._queue[take:]
+    if self._queue: asyncio.get_running_loop().call_soon(self._flush)    # the rest: next turn (I/O in between)
+    else: self._scheduled = False
+    return batch, n
 
-# %% ../nbs/07_serving.ipynb #1de93203
+# %% ../nbs/07_serving.ipynb #f69647dd
+@patch
+def _score_all(self: TickBatcher, batch: list) -> list:
+    "Each request's predictions (or its exception): one `score` call for the batch; a failed batch is scored request by request."
+    try: preds = self.score([r for recs, _, _ in batch for r in recs]) if len(batch) > 1 else None
+    except Exception: preds = None
+    if preds is None:
+        out = []
+        for recs, _, _ in batch:
+            try: out.append(self.score(recs))
+            except Exception as e: out.append(e)
+        return out
+    cut = np.cumsum([0] + [len(recs) for recs, _, _ in batch]).tolist()
+    return [preds[a:b] for a, b in zip(cut, cut[1:])]
+
+# %% ../nbs/07_serving.ipynb #1ecd302f
+@patch
+def _flush(self: TickBatcher):
+    "Score one batch, log its scored requests that carry `meta` in one `log` call, then answer each request's future."
+    batch, n = self._take()
+    if self.observe: self.observe(n)
+    res = self._score_all(batch)
+    if self.log is not None:
+        logged = [(recs, r, meta) for (recs, _, meta), r in zip(batch, res) if meta is not None and not isinstance(r, Exception)]
+        try:
+            if logged: self.log(logged)
+        except Exception as e: res = [e if m is not None and not isinstance(r, Exception) else r for (_, _, m), r in zip(batch, res)]
+    for (_, fut, _), r in zip(batch, res):
+        if fut.done(): continue
+        if isinstance(r, Exception): fut.set_exception(r)
+        else: fut.set_result(r)
+
+# %% ../nbs/07_serving.ipynb #427dc93b
 OPEN_PATHS = ('/livez', '/readyz', '/healthz', '/metrics', '/docs', '/docs.json', '/schema.json', '/')
 
 class FastPath:
@@ -235,12 +281,14 @@ class FastPath:
     def __init__(self, route='/predict', metrics=None):
         self.route, self.handler, self.metrics, self.openapi = route, None, metrics, None   # openapi: the /docs.json bytes
 
+# %% ../nbs/07_serving.ipynb #5d675b89
 class GuardMiddleware:
     "ASGI middleware: body-size limit, JSON well-formedness, optional bearer-token auth, and the service's fast path."
     def __init__(self, app, max_body: int|None = None, token: str|None = None, fast: FastPath|None = None):
+        s = load_settings() if max_body is None or token is None else None
         self.app, self.fast = app, fast
-        self.max_body = int(max_body or os.environ.get('MLKIT_MAX_BODY_BYTES', 1 << 20))
-        self.token = token if token is not None else os.environ.get('MLKIT_API_TOKEN') or None
+        self.max_body = int(max_body or s.max_body_bytes)
+        self.token = token if token is not None else s.api_token or None
 
     @staticmethod
     async def _send(send, status, body: bytes, headers=()):
@@ -253,44 +301,66 @@ class GuardMiddleware:
         if m is not None and reason: m.reject(reason)
         await self._send(send, status, json.dumps(dict(error=error, **extra)).encode())
 
-    async def __call__(self, scope, receive, send):
-        if scope['type'] == 'http' and scope.get('path') == '/docs.json' and self.fast is not None and self.fast.openapi:
-            return await self._send(send, 200, self.fast.openapi)      # the document with the real error bodies (`contract_openapi`)
-        if scope['type'] != 'http' or scope.get('method') != 'POST' or scope.get('path') in OPEN_PATHS:
-            return await self.app(scope, receive, send)
-        headers = dict(scope.get('headers') or [])
-        if self.token:
-            import hmac
-            auth = headers.get(b'authorization', b'').decode('latin-1')
-            if not hmac.compare_digest(auth, f'Bearer {self.token}'):
-                return await self._reply(send, 401, 'missing or wrong bearer token (Authorization: Bearer <MLKIT_API_TOKEN>)', 'unauthorized')
-        cl = headers.get(b'content-length')
-        if cl is not None and cl.isdigit() and int(cl) > self.max_body:
-            return await self._reply(send, 413, f'request body of {int(cl)} bytes exceeds the limit of {self.max_body} bytes', 'body_too_large')
-        chunks, size = [], 0
-        while True:
-            msg = await receive()
-            if msg['type'] == 'http.disconnect': return
-            chunks.append(msg.get('body', b'')); size += len(chunks[-1])
-            if size > self.max_body: return await self._reply(send, 413, f'request body exceeds the limit of {self.max_body} bytes', 'body_too_large')
-            if not msg.get('more_body'): break
-        body = b''.join(chunks)
-        ctype = headers.get(b'content-type', b'application/json').split(b';')[0].strip().lower()
-        if ctype != b'application/json':    # the only type the API documents (BentoML answered some others with a 500)
-            return await self._reply(send, 415, f"unsupported content type {ctype.decode('latin-1')!r}: send application/json", 'unsupported_media_type')
-        fast = self.fast
-        if fast is not None and fast.handler is not None and scope.get('path') == fast.route:
-            status, payload, extra = await fast.handler(body, headers)
-            return await self._send(send, status, payload, extra)
-        try: json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            return await self._reply(send, 400, f'malformed JSON body: {e}', 'malformed_json')
-        done = False
-        async def replay():
-            nonlocal done
-            if not done: done = True; return dict(type='http.request', body=body, more_body=False)
-            return await receive()
-        return await self.app(scope, replay, send)
+# %% ../nbs/07_serving.ipynb #de26eb44
+@patch
+def _refusal(self: GuardMiddleware, headers: dict) -> tuple|None:
+    "(status, error, reason) when the request's headers alone refuse it (token, declared size), else None."
+    if self.token:
+        import hmac
+        auth = headers.get(b'authorization', b'').decode('latin-1')
+        if not hmac.compare_digest(auth, f'Bearer {self.token}'):
+            return 401, 'missing or wrong bearer token (Authorization: Bearer <MLKIT_API_TOKEN>)', 'unauthorized'
+    cl = headers.get(b'content-length')
+    if cl is not None and cl.isdigit() and int(cl) > self.max_body:
+        return 413, f'request body of {int(cl)} bytes exceeds the limit of {self.max_body} bytes', 'body_too_large'
+    return None
+
+# %% ../nbs/07_serving.ipynb #1706339c
+@patch
+async def _body(self: GuardMiddleware, receive) -> bytes|None:
+    "The whole request body; None when the client left, `...` (Ellipsis) when it grew past `max_body`."
+    chunks, size = [], 0
+    while True:
+        msg = await receive()
+        if msg['type'] == 'http.disconnect': return None
+        chunks.append(msg.get('body', b'')); size += len(chunks[-1])
+        if size > self.max_body: return ...
+        if not msg.get('more_body'): return b''.join(chunks)
+
+# %% ../nbs/07_serving.ipynb #edfb3555
+@patch
+async def __call__(self: GuardMiddleware, scope, receive, send):
+    if scope['type'] == 'http' and scope.get('path') == '/docs.json' and self.fast is not None and self.fast.openapi:
+        return await self._send(send, 200, self.fast.openapi)      # the document with the real error bodies (`contract_openapi`)
+    if scope['type'] != 'http' or scope.get('method') != 'POST' or scope.get('path') in OPEN_PATHS:
+        return await self.app(scope, receive, send)
+    headers = dict(scope.get('headers') or [])
+    if (no := self._refusal(headers)) is not None: return await self._reply(send, *no)
+    body = await self._body(receive)
+    if body is None: return
+    if body is ...: return await self._reply(send, 413, f'request body exceeds the limit of {self.max_body} bytes', 'body_too_large')
+    ctype = headers.get(b'content-type', b'application/json').split(b';')[0].strip().lower()
+    if ctype != b'application/json':    # the only type the API documents (BentoML answered some others with a 500)
+        return await self._reply(send, 415, f"unsupported content type {ctype.decode('latin-1')!r}: send application/json", 'unsupported_media_type')
+    fast = self.fast
+    if fast is not None and fast.handler is not None and scope.get('path') == fast.route:
+        status, payload, extra = await fast.handler(body, headers)
+        return await self._send(send, status, payload, extra)
+    return await self._forward(scope, receive, send, body)
+
+# %% ../nbs/07_serving.ipynb #98c44efd
+@patch
+async def _forward(self: GuardMiddleware, scope, receive, send, body: bytes):
+    "Hand a well-formed JSON request to BentoML (its body replayed); malformed JSON is answered here (400, with the position)."
+    try: json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        return await self._reply(send, 400, f'malformed JSON body: {e}', 'malformed_json')
+    done = False
+    async def replay():
+        nonlocal done
+        if not done: done = True; return dict(type='http.request', body=body, more_body=False)
+        return await receive()
+    return await self.app(scope, replay, send)
 
 # %% ../nbs/07_serving.ipynb #17830eb1
 VALIDATION_ERROR = dict(type='object', title='ValidationErrorItem', required=['type', 'loc', 'msg'],
@@ -341,7 +411,7 @@ def merge_by_arm(arms: list, production: list, candidate: list) -> list:
     p, c = iter(production), iter(candidate)
     return [next(c) if a else next(p) for a in arms]
 
-# %% ../nbs/07_serving.ipynb #8a9dde6f
+# %% ../nbs/07_serving.ipynb #be5fe3b3
 class CanaryRouter:
     "Holds the candidate scorer (following the `candidate` alias) and decides which requests it scores."
     def __init__(self, mode: str, share: float, metrics=None, log=None, alias='candidate', every_s: float = 2.0):
@@ -349,39 +419,48 @@ class CanaryRouter:
         self.mode, self.share, self.metrics, self.log, self.alias, self.every = mode, float(share), metrics, log, alias, every_s
         self._rng, self._checked, self._tag, self._scorer = random.Random(), 0.0, None, None
 
-    def candidate(self):
-        "The current candidate scorer (None when the alias points nowhere or its model cannot be loaded)."
-        now = time.monotonic()
-        if now - self._checked >= self.every:
-            self._checked = now
-            try: t = alias_target(self.alias)
-            except Exception: t = None
-            if t != self._tag:
-                self._tag, self._scorer = t, None
-                if t is not None:
-                    try: self._scorer = Scorer(t, model_path(t), log=self.log, metrics=self.metrics)
-                    except Exception as e: self.log_error(t, None, e)
-        return self._scorer
+# %% ../nbs/07_serving.ipynb #ba72d3b6
+@patch
+def candidate(self: CanaryRouter):
+    "The current candidate scorer (None when the alias points nowhere or its model cannot be loaded)."
+    now = time.monotonic()
+    if now - self._checked >= self.every:
+        self._checked = now
+        try: t = alias_target(self.alias)
+        except Exception: t = None
+        if t != self._tag:
+            self._tag, self._scorer = t, None
+            if t is not None:
+                try: self._scorer = Scorer(t, model_path(t), log=self.log, metrics=self.metrics)
+                except Exception as e: self.log_error(t, None, e)
+    return self._scorer
 
-    def pick(self) -> bool: return self._rng.random() < self.share
+# %% ../nbs/07_serving.ipynb #e1d7d6c3
+@patch
+def pick(self: CanaryRouter) -> bool: return self._rng.random() < self.share
 
-    def assign(self, units: list, salt: str) -> list:
-        "Each row's arm (True: the candidate) from its unit (`ab_arm` salted with `salt`); rows without a unit share one random pick."
-        out, memo, rnd = [], {}, None
-        for u in units:
-            if u is None:
-                if rnd is None: rnd = self.pick()
-                out.append(rnd)
-            else:
-                a = memo.get(u)
-                if a is None: a = memo[u] = ab_arm(u, salt, self.share)
-                out.append(a)
-        return out
+# %% ../nbs/07_serving.ipynb #2c07ba1d
+@patch
+def assign(self: CanaryRouter, units: list, salt: str) -> list:
+    "Each row's arm (True: the candidate) from its unit (`ab_arm` salted with `salt`); rows without a unit share one random pick."
+    out, memo, rnd = [], {}, None
+    for u in units:
+        if u is None:
+            if rnd is None: rnd = self.pick()
+            out.append(rnd)
+        else:
+            a = memo.get(u)
+            if a is None: a = memo[u] = ab_arm(u, salt, self.share)
+            out.append(a)
+    return out
 
-    def log_error(self, tag, request_id, err):
-        if self.log is not None:
-            self.log.append([dict(ts=datetime.now(timezone.utc).isoformat(), request_id=request_id, model=tag,
-                                  inputs={}, error=f"{type(err).__name__}: {err}"[:300], arm='candidate')])
+# %% ../nbs/07_serving.ipynb #99f6d784
+@patch
+def log_error(self: CanaryRouter, tag, request_id, err):
+    "A candidate's failure, logged as a row of the candidate's arm with its `error` and no prediction."
+    if self.log is not None:
+        self.log.append([dict(ts=datetime.now(timezone.utc).isoformat(), request_id=request_id, model=tag,
+                              inputs={}, error=f"{type(err).__name__}: {err}"[:300], arm='candidate')])
 
 # %% ../nbs/07_serving.ipynb #0c6cdef3
 async def explain_rows(service, records: list, settings, dropped: set, bentoml) -> dict:
@@ -393,14 +472,163 @@ async def explain_rows(service, records: list, settings, dropped: set, bentoml) 
     except DataError as e: raise bentoml.exceptions.InvalidArgument(str(e)) from None   # e.g. more rows than explain_max_rows
     return dict(model=service.scorer.tag, explanations=out)
 
-# %% ../nbs/07_serving.ipynb #f36c2f44
-def service_model_ref(model=None, alias=None, entry_dir=None) -> str:
-    "The model reference the service loads; see `make_service`."
-    if model or os.environ.get('MLKIT_MODEL'): return model or os.environ['MLKIT_MODEL']
-    if alias or os.environ.get('MLKIT_ALIAS'): return '@' + (alias or os.environ['MLKIT_ALIAS'])
+# %% ../nbs/07_serving.ipynb #e7d5f350
+def service_model_ref(model=None, alias=None, entry_dir=None, settings=None) -> str:
+    "The model the service loads: `model` (a tag), else `alias`, else the settings' `model` / `alias`, else the tag written beside the bento's entry, else production."
+    s = settings if settings is not None else load_settings()
+    if model or s.model: return model or s.model
+    if alias or s.alias: return '@' + (alias or s.alias)
     f = Path(entry_dir)/'model_tag.txt' if entry_dir else None
     if f is not None and f.exists(): return f.read_text().strip()
     return '@production'
+
+# %% ../nbs/07_serving.ipynb #8bcea6e1
+def batched_traffic_metrics():
+    "A subclass of BentoML's request-metrics middleware writing the same metrics, with the same names and labels, once per event-loop turn."
+    from bentoml._internal.server.http.instruments import RunnerTrafficMetricsMiddleware
+    class BatchedTrafficMetrics(RunnerTrafficMetricsMiddleware):
+        async def __call__(self, scope, receive, send):
+            if scope['type'] != 'http' or scope['path'] == '/metrics': return await super().__call__(scope, receive, send)
+            if not self._is_setup: self._setup()
+            if not hasattr(self, '_live'): _batch_setup(self)
+            path, t0, status = scope['path'], time.perf_counter(), 0
+            self._live[path] = self._live.get(path, 0) + 1; self._soon()
+            async def timed_send(message):
+                nonlocal status
+                if message['type'] == 'http.response.start': status = message['status']
+                elif message['type'] == 'http.response.body' and not message.get('more_body'):
+                    self._done.append((path, status, max(time.perf_counter() - t0, 0.0))); self._soon()
+                await send(message)
+            try: await self.app(scope, receive, timed_send)
+            finally: self._live[path] -= 1; self._soon()
+    return BatchedTrafficMetrics
+
+# %% ../nbs/07_serving.ipynb #8a60f212
+def _batch_setup(mw):
+    "The batching state of a `batched_traffic_metrics` middleware: requests in flight per path, finished requests, labelled children."
+    from bentoml._internal.context import server_context as ctx
+    mw._live, mw._done, mw._kids, mw._scheduled = {}, [], {}, False
+    mw._labels = dict(service_name=ctx.bento_name, service_version=ctx.bento_version, runner_name=ctx.service_name)
+    mw._skip = tuple(mw.skip_paths)
+    def soon():
+        if not mw._scheduled: mw._scheduled = True; asyncio.get_running_loop().call_soon(_flush_traffic, mw)
+    mw._soon = soon
+
+# %% ../nbs/07_serving.ipynb #143617c4
+def _flush_traffic(mw):
+    "Write what a turn of the event loop changed: in-progress gauges, the last request's time, request counts and the duration histogram."
+    mw._scheduled, done, mw._done = False, mw._done, []
+    kid = lambda metric, **lab: mw._kids.get((id(metric), *lab.values())) or mw._kids.setdefault((id(metric), *lab.values()), metric.labels(**lab, **mw._labels))
+    for path, n in mw._live.items(): kid(mw.metrics_request_in_progress, endpoint=path).set(n)
+    if any(not p.startswith(mw._skip) for p, _, _ in done): kid(mw.metrics_last_request_timestamp).set_to_current_time()
+    groups = {}
+    for path, status, dt in done: groups.setdefault((path, status), []).append(dt)
+    for (path, status), dts in groups.items():
+        kid(mw.metrics_request_total, endpoint=path, http_response_code=status).inc(len(dts))
+        observe_many(kid(mw.metrics_request_duration, endpoint=path, http_response_code=status), dts)
+
+# %% ../nbs/07_serving.ipynb #5f854ac9
+class _HeldHead:
+    "Stands in for a connection's transport while a response's status line and headers wait for its body: one write for both."
+    def __init__(self, transport): self.transport, self.parts = transport, []
+    def write(self, data: bytes): self.parts.append(data)
+    def flush(self):
+        if self.parts: self.transport.write(b''.join(self.parts)); self.parts = []
+    def close(self): self.flush(); self.transport.close()
+    def __getattr__(self, name): return getattr(self.transport, name)
+
+# %% ../nbs/07_serving.ipynb #c9da0825
+def coalesce_response_writes():
+    "Make uvicorn's httptools protocol send a response's head and its (first) body part in one socket write instead of two (and skip its disabled access log's arguments)."
+    from uvicorn.protocols.http import httptools_impl as h
+    Cycle = h.RequestResponseCycle
+    if getattr(Cycle.send, '_mlkit', False): return
+    send = Cycle.send
+    async def coalesced(self, message):
+        if self.access_log and not self.access_logger.isEnabledFor(logging.INFO): self.access_log = False   # its arguments cost more than the no-op call
+        if message['type'] == 'http.response.start' and not self.response_started: self.transport = _HeldHead(self.transport)
+        held = self.transport if type(self.transport) is _HeldHead else None
+        try: await send(self, message)
+        finally:
+            if held is not None and message['type'] != 'http.response.start': held.flush(); self.transport = held.transport
+    coalesced._mlkit = True
+    Cycle.send = coalesced
+
+# %% ../nbs/07_serving.ipynb #94a0b4a9
+class _Deadline:
+    "A request under `swept_timeout`: its task, deadline, whether its answer started, whether the sweep cancelled it."
+    __slots__ = ('task', 'at', 'started', 'expired')
+    def __init__(self, task, at): self.task, self.at, self.started, self.expired = task, at, False, False
+
+def _sweep(mw):
+    "Cancel the requests past their deadline with no answer started; again in `mw.every` seconds while any is in flight."
+    now = time.monotonic()
+    for d in [d for d in mw._inflight if d.at <= now and not d.started]: d.expired = True; d.task.cancel()
+    mw._sweeping = bool(mw._inflight)
+    if mw._sweeping: asyncio.get_running_loop().call_later(mw.every, _sweep, mw)
+
+# %% ../nbs/07_serving.ipynb #86b3a6be
+def swept_timeout(every: float = 0.25):
+    "BentoML's request timeout (504 when no answer started within `timeout` s), checked every `every` s by one sweep instead of a task and a timer per request."
+    from bentoml._internal.server.http import traffic
+    from starlette.responses import JSONResponse
+    if getattr(traffic.TimeoutMiddleware, '_mlkit', False): return
+    class SweptTimeout(traffic.TimeoutMiddleware):
+        _mlkit = True
+        async def __call__(self, scope, receive, send):
+            if scope['type'] != 'http': return await super().__call__(scope, receive, send)
+            if not hasattr(self, '_inflight'): self._inflight, self._sweeping, self.every = set(), False, every
+            d = _Deadline(asyncio.current_task(), time.monotonic() + self.timeout)
+            async def started_send(message): d.started = True; await send(message)
+            self._inflight.add(d)
+            if not self._sweeping: self._sweeping = True; asyncio.get_running_loop().call_later(every, _sweep, self)
+            try: await self.app(scope, receive, started_send)
+            except asyncio.CancelledError:
+                if not d.expired or d.started: raise
+                d.task.uncancel()
+                await JSONResponse({'error': f'Not able to process the request in {self.timeout} seconds'}, status_code=504)(scope, receive, send)
+            finally: self._inflight.discard(d)
+    traffic.TimeoutMiddleware = SweptTimeout
+
+# %% ../nbs/07_serving.ipynb #63338d1f
+def untraced_predict(route: str = '/predict'):
+    "BentoML's OpenTelemetry middleware, passing `route` straight through: the same as excluding it from tracing, without parsing its URL per request."
+    from opentelemetry.instrumentation import asgi as otel
+    Base = otel.OpenTelemetryMiddleware
+    if getattr(Base, '_mlkit', False): return
+    class Untraced(Base):
+        _mlkit = True
+        async def __call__(self, scope, receive, send):
+            if scope.get('path') == route: return await self.app(scope, receive, send)
+            return await super().__call__(scope, receive, send)
+    otel.OpenTelemetryMiddleware = Untraced      # BentoML imports it from there when it builds the app
+
+# %% ../nbs/07_serving.ipynb #3f47a154
+def lighter_framework(tracing: bool = False):
+    "In this process: BentoML's request metrics written once per event-loop turn, each response in one socket write, timeouts by a sweep, and (`tracing` off) no OpenTelemetry work for `/predict`."
+    from bentoml._internal.server.http import instruments
+    if not getattr(instruments.RunnerTrafficMetricsMiddleware, '_mlkit', False):
+        cls = batched_traffic_metrics(); cls._mlkit = True
+        instruments.RunnerTrafficMetricsMiddleware = cls     # BentoML imports it from there when it builds the app
+    coalesce_response_writes(); swept_timeout()
+    if not tracing: untraced_predict()
+
+# %% ../nbs/07_serving.ipynb #dc5d1dda
+CANARY_MODES = ('off', 'canary', 'shadow')
+
+def service_options(settings) -> dict:
+    "The `bentoml.service` arguments the settings ask for: workers, traffic (timeout, max concurrency), access log and tracing."
+    w = str(settings.workers).strip()
+    if w != 'cpu_count' and not (w.isdigit() and int(w) >= 1): raise UsageError(f"workers must be a positive integer or 'cpu_count', not {w!r}")
+    traffic = dict(timeout=float(settings.timeout_s))
+    if settings.max_concurrency: traffic['max_concurrency'] = int(settings.max_concurrency)   # beyond it: 503
+    # per-request framework work nothing here consumes: BentoML's access log (the prediction log records every request)
+    # and OpenTelemetry spans of /predict when no tracing exporter is configured
+    extra = ({} if settings.access_log else dict(logging=dict(access=dict(enabled=False)))) | ({} if settings.tracing else dict(tracing=dict(excluded_urls=['/predict'])))
+    return dict(name='mlkit', traffic=traffic, metrics=dict(enabled=True), workers=w if w == 'cpu_count' else int(w), **extra)
+
+# %% ../nbs/07_serving.ipynb #61be73fa
+_log = logging.getLogger('mlkit.serving')
 
 def _error_json(exc) -> tuple:
     "(status, body) of BentoML's answer to an exception raised while scoring (the same JSON as its endpoint)."
@@ -412,154 +640,184 @@ def _error_json(exc) -> tuple:
     else: err = str(exc)
     return status, json.dumps(dict(error=err)).encode()
 
-def make_service(model=None, alias=None, entry_dir=None, max_rows=None, max_batch_size=None, workers=None):
-    "The BentoML service class serving the resolved model."
-    import logging
-    bentoml = bentoml_module()
-    ref = service_model_ref(model, alias, entry_dir)
-    tag = folder = None
+# %% ../nbs/07_serving.ipynb #7144cea1
+class Worker:
+    "One worker's serving state (its scorer and log, metrics, batchers, canary router); answers `/predict` bodies."
+    def __init__(self, scorer: Scorer, adapter, settings=None, metrics=None, canary=None):
+        s = settings if settings is not None else load_settings()
+        self.scorer, self.adapter, self.metrics, self.canary = scorer, adapter, metrics, canary
+        self.ids, self.dropped = list(scorer.schema.id_columns), set(scorer.schema.dropped)
+        self.max_batch, self.ab_unit = s.max_batch_size, (s.ab_unit or '').strip() or None   # ab_unit: request field or header keeping a unit on one arm
+        self._batchers = {}
+
+    def _reject(self, reason: str):
+        if self.metrics is not None: self.metrics.reject(reason)
+
+# %% ../nbs/07_serving.ipynb #2143d39d
+@patch
+def _score(self: Worker, scorer: Scorer, records: list, meta=None) -> asyncio.Future:
+    "Score `records` with `scorer` in this turn's batch; with `meta` = (request id, start time) production logs them in the batch's one write."
+    b = self._batchers.get(scorer.tag)
+    if b is None:
+        log = scorer.log_batch if scorer is self.scorer else None
+        b = self._batchers[scorer.tag] = TickBatcher(scorer.score, self.max_batch, self.metrics.batch_rows.observe if self.metrics else None, log)
+    return b(records, meta)
+
+# %% ../nbs/07_serving.ipynb #53b3ed69
+@patch
+async def predict(self: Worker, records: list, rid: str, headers=None) -> tuple:
+    "Score `records` (plain dicts) with production, or the canary in an experiment, and log them: (answering model tag(s), predictions)."
+    if self.canary is not None or self.ab_unit is not None: return await self._predict_ab(records, rid, headers)
+    records = strip_dropped(records, self.dropped)
+    preds = await self._score(self.scorer, records, (rid, time.perf_counter()))
+    return self.scorer.tag, (echo_ids(records, preds, self.ids) if self.ids else preds)
+
+# %% ../nbs/07_serving.ipynb #90f10efe
+@patch
+async def _predict_ab(self: Worker, records: list, rid: str, headers=None) -> tuple:
+    "`predict` during an experiment: each row's arm from its unit, both arms scored in one batching turn, logged with arm and unit."
+    canary, t0 = self.canary, time.perf_counter()
+    units = unit_values(records, headers, self.ab_unit) if self.ab_unit else [None] * len(records)   # before dropping: a dropped user id may be the unit
+    records = strip_dropped(records, self.dropped)
+    cand = canary.candidate() if canary else None
+    arms = canary.assign(units, cand.tag) if cand is not None and canary.mode == 'canary' else [False] * len(records)
+    (sp, pp), (sc, pc) = await self._arms(records, arms, cand, rid)
+    ms = (time.perf_counter() - t0) * 1000
+    part = lambda s, on, ps: s.log_entries(rid, [r for r, a in zip(records, arms) if a == on], ps, ms, arm='candidate' if s is cand else 'production',
+                                           units=[u for u, a in zip(units, arms) if a == on]) if ps else []
+    self.scorer.log.append(merge_by_arm(arms, part(sp, False, pp), part(sc, True, pc)))
+    preds = merge_by_arm(arms, pp, pc) if pc and pp else pp or pc
+    if cand is not None and canary.mode == 'shadow': await self._shadow(cand, records, rid, units)
+    tags = ','.join(dict.fromkeys(s.tag for s in (sp, sc) if s is not None))   # production's first; one when one answered
+    return tags, (echo_ids(records, preds, self.ids) if self.ids else preds)
+
+# %% ../nbs/07_serving.ipynb #2966b340
+@patch
+async def _arms(self: Worker, records: list, arms: list, cand, rid: str) -> tuple:
+    "((scorer, predictions) of the production rows, the same of the candidate's rows); a failing candidate's rows are production's."
+    on_c = [r for r, a in zip(records, arms) if a]
+    on_p = [r for r, a in zip(records, arms) if not a] if on_c else records
+    async def by_production(): return self.scorer, await self._score(self.scorer, on_p)
+    async def by_candidate():
+        try: return cand, await self._score(cand, on_c)
+        except Exception as e:  # a failing candidate never fails the request: production answers
+            self.canary.log_error(cand.tag, rid, e); return self.scorer, await self._score(self.scorer, on_c)
+    jobs = ([by_production()] if on_p else []) + ([by_candidate()] if on_c else [])
+    done = [await jobs[0]] if len(jobs) == 1 else await asyncio.gather(*jobs)   # both parts in one batching turn
+    return done[0] if on_p else (None, []), done[-1] if on_c else (None, [])
+
+# %% ../nbs/07_serving.ipynb #732b943e
+@patch
+async def _shadow(self: Worker, cand: Scorer, records: list, rid: str, units: list):
+    "Score the request again with the candidate, off the answer: logged as `shadow` rows of the candidate's arm; an error is logged, never raised."
+    t1 = time.perf_counter()
+    try:
+        preds = await self._score(cand, records)
+        cand.log_rows(rid, records, preds, latency_ms=(time.perf_counter() - t1) * 1000, shadow=True, arm='candidate', units=units)
+    except Exception as e: self.canary.log_error(cand.tag, rid, e)
+
+# %% ../nbs/07_serving.ipynb #adb669da
+@patch
+async def handle(self: Worker, body: bytes, headers: dict) -> tuple:
+    "The fast path of `POST /predict` (see `GuardMiddleware`): (status, JSON body, extra headers)."
+    try: rows = self.adapter.validate_json(body)['rows']
+    except pydantic.ValidationError as e: return self._invalid(e)
+    rid = headers.get(b'x-request-id', b'').decode('latin-1')[:128] or os.urandom(16).hex()
+    try: tag, preds = await self.predict(rows, rid, headers)
+    except Exception as e:
+        if not isinstance(e, LogWriteError): _log.exception('POST /predict failed (request %s)', rid)   # counted instead
+        return (*_error_json(e), ())
+    return 200, _encode(dict(model=tag, request_id=rid, predictions=preds)), ((b'x-request-id', rid.encode('latin-1')), (b'server', b'BentoML Service/mlkit'))
+
+# %% ../nbs/07_serving.ipynb #9c45b586
+@patch
+def _invalid(self: Worker, e: pydantic.ValidationError) -> tuple:
+    "The 400 answer to a body that failed validation: malformed JSON, or the validation errors in `detail` (as BentoML's endpoint words them)."
+    errs = e.errors(include_context=False, include_input=False)
+    if errs and errs[0]['type'] == 'json_invalid':
+        self._reject('malformed_json')
+        return 400, json.dumps(dict(error=f"malformed JSON body: {errs[0]['msg']}")).encode(), ()
+    self._reject('validation')
+    return 400, json.dumps(dict(error=f"{e.error_count()} validation error for {e.title}", detail=errs)).encode(), ()
+
+# %% ../nbs/07_serving.ipynb #0fb0d3a9
+def _served_model(ref: str, bentoml) -> tuple:
+    "(tag, folder) of the model `ref` names: BentoML's current store first (a built bento's own, e.g. in a container), else the registry."
     if not ref.startswith('@'):
-        # BentoML's current store first: when serving a built bento it is the bento's own (e.g. in a container)
-        try: m = bentoml.models.get(ref); tag, folder = str(m.tag), Path(m.path)
+        try: m = bentoml.models.get(ref); return str(m.tag), Path(m.path)
         except Exception: pass
-    if tag is None:
-        tag = resolve(ref)
-        folder = model_path(tag)
-    schema = Schema.load(folder/'schema.json')
-    from mlkit.features import FeatureTransform
-    inputs = FeatureTransform.load(folder/'transform.json').inputs
-    ids, dropped = list(schema.id_columns), set(schema.dropped)
-    max_rows = int(max_rows or os.environ.get('MLKIT_MAX_ROWS', 1000))
-    max_batch = int(max_batch_size or os.environ.get('MLKIT_MAX_BATCH_SIZE', 512))
-    workers = workers or os.environ.get('MLKIT_WORKERS') or 1
-    workers = workers if workers == 'cpu_count' else int(workers)
-    Record = record_model(schema, inputs)
-    Request = request_model(Record, max_rows, base=bentoml.IODescriptor)
-    Response, Pred = response_model(schema.task, base=bentoml.IODescriptor, ids=bool(ids))
-    adapter = request_adapter(schema, inputs, max_rows)
-    log = logging.getLogger('mlkit.serving')
+    tag = resolve(ref)
+    return tag, model_path(tag)
 
-    canary_mode = os.environ.get('MLKIT_CANARY_MODE', 'off').strip().lower()
-    if canary_mode not in ('off', 'canary', 'shadow'): raise UsageError(f"MLKIT_CANARY_MODE must be off, canary or shadow, not {canary_mode!r}")
-    from mlkit.config import load_settings
-    settings = load_settings()
-    share = float(os.environ.get('MLKIT_CANARY_SHARE') or settings.canary_share)
-    ab_unit = (settings.ab_unit or '').strip() or None   # request field or header keeping a unit on one arm
+# %% ../nbs/07_serving.ipynb #b3cbf00e
+def _start_worker(svc, tag, s, adapter, fast, openapi_spec):
+    "A worker's start: metrics, the verified scorer and its log, the canary router, the fast path's handler; then `gc.freeze()`."
+    metrics = fast.metrics = ServiceMetrics()
+    plog = PredictionLog(settings=s, on_error=metrics.log_failed)   # bounds and log_required: the settings read at start
+    scorer = Scorer(tag, svc.bento_model.path, log=plog, metrics=metrics, settings=s)
+    mode = s.canary_mode.strip().lower()
+    canary = CanaryRouter(mode, s.canary_share, metrics, plog) if mode != 'off' else None
+    svc.worker = Worker(scorer, adapter, s, metrics, canary)
+    svc.scorer, svc.metrics = scorer, metrics
+    fast.openapi = json.dumps(contract_openapi(openapi_spec.asdict())).encode()
+    if s.fast_path: fast.handler = svc.worker.handle
+    # the model and the libraries are loaded: keep their millions of objects out of every garbage collection (full
+    # collections over them stalled the event loop for 100+ ms, the p99 under load), and collect young objects less often
+    import gc
+    gc.collect(); gc.freeze(); gc.set_threshold(20_000, 50, 100)
 
-    # per-request framework work nothing here consumes: BentoML's access log (the prediction log records every request)
-    # and OpenTelemetry spans of /predict when no tracing exporter is configured; MLKIT_ACCESS_LOG=1 / MLKIT_TRACING=1 restore them
-    extra = {}
-    if os.environ.get('MLKIT_ACCESS_LOG', '0') != '1': extra['logging'] = dict(access=dict(enabled=False))
-    if os.environ.get('MLKIT_TRACING', '0') != '1': extra['tracing'] = dict(excluded_urls=['/predict'])
-    traffic = dict(timeout=float(os.environ.get('MLKIT_TIMEOUT_S', 30)))
-    if os.environ.get('MLKIT_MAX_CONCURRENCY'): traffic['max_concurrency'] = int(os.environ['MLKIT_MAX_CONCURRENCY'])  # beyond it: 503
-    fast = FastPath('/predict')
-    use_fast = os.environ.get('MLKIT_FAST_PATH', '1') != '0'
+# %% ../nbs/07_serving.ipynb #5c8a0234
+async def _endpoint_predict(worker: Worker, records: list, ctx, Response, Pred):
+    "BentoML's `/predict` endpoint (`fast_path` off): the same scoring and log as the fast path, the same 503 when the log is required and fails."
+    rid = (ctx.request.headers.get('x-request-id') or '')[:128] or uuid.uuid4().hex
+    ctx.response.headers['X-Request-ID'] = rid
+    try: tag, preds = await worker.predict(records, rid, ctx.request.headers)
+    except LogWriteError as e:     # BentoML would answer a generic 500
+        from starlette.responses import Response as HTTPResponse
+        ctx.response.status_code = 503
+        return HTTPResponse(_error_json(e)[1], status_code=503, media_type='application/json')
+    return Response.model_construct(model=tag, request_id=rid, predictions=[Pred.model_construct(**p) for p in preds])
 
-    @bentoml.service(name='mlkit', traffic=traffic, metrics=dict(enabled=True), workers=workers, **extra)
+# %% ../nbs/07_serving.ipynb #a9406cc5
+def _service_class(bentoml, tag, s, adapter, fast, Request, Response, Pred, dropped):
+    "The `@bentoml.service` class: each worker's instance holds a `Worker`; `/predict` through BentoML's endpoint (the fast path bypasses it), optional `/explain`."
+    @bentoml.service(**service_options(s))
     class MlkitService:
         bento_model = bentoml.models.BentoModel(tag)
-
-        def __init__(self):
-            self.metrics = fast.metrics = ServiceMetrics()
-            plog = PredictionLog(settings=settings, on_error=self.metrics.log_failed)   # bounds and log_required: the settings read at start
-            self.scorer = Scorer(tag, self.bento_model.path, log=plog, metrics=self.metrics)
-            fast.openapi = json.dumps(contract_openapi(MlkitService.openapi_spec.asdict())).encode()
-            self._batchers = {}
-            self.canary = CanaryRouter(canary_mode, share, self.metrics, self.scorer.log) if canary_mode != 'off' else None
-            if use_fast: fast.handler = self.handle
-            # the model and the libraries are loaded: keep their millions of objects out of every garbage collection
-            # (full collections over them stalled the event loop for 100+ ms, the p99 under load), and collect young
-            # objects less often (requests allocate many short-lived dicts, freed by reference counting anyway)
-            import gc
-            gc.collect(); gc.freeze(); gc.set_threshold(20_000, 50, 100)
-
-        def _score(self, scorer, records) -> asyncio.Future:
-            b = self._batchers.get(scorer.tag)
-            if b is None:
-                b = self._batchers[scorer.tag] = TickBatcher(scorer.score, max_batch, self.metrics.batch_rows.observe)
-            return b(records)
-
-        async def _predict(self, records: list, rid: str, headers=None) -> tuple:
-            "Score `records` (plain dicts) with production or the canary, log them; return (answering model tag(s), predictions)."
-            t0 = time.perf_counter()
-            canary = self.canary
-            if canary is None and ab_unit is None:     # no experiment: production answers, logged as always
-                records = strip_dropped(records, dropped)
-                preds = await self._score(self.scorer, records)
-                self.scorer.log_rows(rid, records, preds, latency_ms=(time.perf_counter() - t0) * 1000)
-                return self.scorer.tag, (echo_ids(records, preds, ids) if ids else preds)
-            units = unit_values(records, headers, ab_unit) if ab_unit else [None] * len(records)   # before dropping: a dropped user id may be the unit
-            records = strip_dropped(records, dropped)
-            cand = canary.candidate() if canary else None
-            arms = canary.assign(units, cand.tag) if cand is not None and canary.mode == 'canary' else [False] * len(records)
-            on_c = [r for r, a in zip(records, arms) if a]
-            on_p = [r for r, a in zip(records, arms) if not a] if on_c else records
-
-            async def by_production(): return self.scorer, await self._score(self.scorer, on_p)
-            async def by_candidate():
-                try: return cand, await self._score(cand, on_c)
-                except Exception as e:  # a failing candidate never fails the request: production answers
-                    canary.log_error(cand.tag, rid, e); return self.scorer, await self._score(self.scorer, on_c)
-            jobs = ([by_production()] if on_p else []) + ([by_candidate()] if on_c else [])
-            done = [await jobs[0]] if len(jobs) == 1 else await asyncio.gather(*jobs)   # both parts in one batching turn
-            (sp, pp), (sc, pc) = done[0] if on_p else (None, []), done[-1] if on_c else (None, [])
-            ms = (time.perf_counter() - t0) * 1000
-            part = lambda s, recs, ps, us: s.log_entries(rid, recs, ps, ms, arm='candidate' if s is cand else 'production', units=us) if recs else []
-            self.scorer.log.append(merge_by_arm(arms, part(sp, on_p, pp, [u for u, a in zip(units, arms) if not a]),
-                                                part(sc, on_c, pc, [u for u, a in zip(units, arms) if a])))
-            preds = merge_by_arm(arms, pp, pc) if on_c and on_p else pp or pc
-            tags = ','.join(dict.fromkeys(s.tag for s in (sp, sc) if s is not None))   # production's first; one when one answered
-            if cand is not None and canary.mode == 'shadow':
-                t1 = time.perf_counter()
-                try:
-                    sp_ = await self._score(cand, records)
-                    cand.log_rows(rid, records, sp_, latency_ms=(time.perf_counter() - t1) * 1000, shadow=True, arm='candidate', units=units)
-                except Exception as e: canary.log_error(cand.tag, rid, e)
-            return tags, (echo_ids(records, preds, ids) if ids else preds)
-
-        async def handle(self, body: bytes, headers: dict) -> tuple:
-            "The fast path of `POST /predict` (see `GuardMiddleware`): (status, JSON body, extra headers)."
-            try: rows = adapter.validate_json(body)['rows']
-            except pydantic.ValidationError as e:
-                errs = e.errors(include_context=False, include_input=False)
-                if errs and errs[0]['type'] == 'json_invalid':
-                    self.metrics.reject('malformed_json')
-                    return 400, json.dumps(dict(error=f"malformed JSON body: {errs[0]['msg']}")).encode(), ()
-                self.metrics.reject('validation')
-                return 400, json.dumps(dict(error=f"{e.error_count()} validation error for {e.title}", detail=errs)).encode(), ()
-            rid = headers.get(b'x-request-id', b'').decode('latin-1')[:128] or os.urandom(16).hex()
-            try: tag_, preds = await self._predict(rows, rid, headers)
-            except Exception as e:
-                if not isinstance(e, LogWriteError): log.exception('POST /predict failed (request %s)', rid)   # counted instead
-                status, payload = _error_json(e)
-                return status, payload, ()
-            return 200, _encode(dict(model=tag_, request_id=rid, predictions=preds)), ((b'x-request-id', rid.encode('latin-1')), (b'server', b'BentoML Service/mlkit'))
+        def __init__(self): _start_worker(self, tag, s, adapter, fast, MlkitService.openapi_spec)
 
         async def predict(self, rows, ctx) -> dict:
             "Score records as they appear in the data (every column but the target)."
-            rid = (ctx.request.headers.get('x-request-id') or '')[:128] or uuid.uuid4().hex
-            ctx.response.headers['X-Request-ID'] = rid
-            try: tag_, preds = await self._predict([r.model_dump(by_alias=True) for r in rows], rid, ctx.request.headers)
-            except LogWriteError as e:     # the same 503 as the fast path (BentoML would answer a generic 500)
-                from starlette.responses import Response as HTTPResponse
-                ctx.response.status_code = 503
-                return HTTPResponse(_error_json(e)[1], status_code=503, media_type='application/json')
-            return Response.model_construct(model=tag_, request_id=rid, predictions=[Pred.model_construct(**p) for p in preds])
+            return await _endpoint_predict(self.worker, [r.model_dump(by_alias=True) for r in rows], ctx, Response, Pred)
         predict.__annotations__.update(ctx=bentoml.Context, **{'return': Response})   # real types: this module defers annotations
         predict = bentoml.api(route='/predict', input_spec=Request)(predict)
 
-        if settings.explain_endpoint:   # off by default: integrated gradients cost ~5-15 ms of CPU a row
+        if s.explain_endpoint:   # off by default: integrated gradients cost ~5-15 ms of CPU a row
             async def explain(self, rows, ctx) -> dict:
                 "Attributions per raw column (integrated gradients) for at most `explain_max_rows` records, same body as /predict."
-                return await explain_rows(self, [r.model_dump(by_alias=True) for r in rows], settings, dropped, bentoml)
+                return await explain_rows(self, [r.model_dump(by_alias=True) for r in rows], s, dropped, bentoml)
             explain.__annotations__.update(ctx=bentoml.Context, **{'return': dict})
             explain = bentoml.api(route='/explain', input_spec=Request)(explain)
-
-    MlkitService.add_asgi_middleware(GuardMiddleware, fast=fast)
     return MlkitService
 
-# %% ../nbs/07_serving.ipynb #2c844e0e
+# %% ../nbs/07_serving.ipynb #66dd8dc3
+def make_service(model=None, alias=None, entry_dir=None, max_rows=None, max_batch_size=None, workers=None):
+    "The BentoML service class serving the resolved model; the settings (`load_settings`) give its limits and options."
+    bentoml, s = bentoml_module(), load_settings(max_rows=max_rows, max_batch_size=max_batch_size, workers=workers)
+    lighter_framework(s.tracing)
+    if s.canary_mode.strip().lower() not in CANARY_MODES: raise UsageError(f"canary_mode (MLKIT_CANARY_MODE) must be off, canary or shadow, not {s.canary_mode!r}")
+    tag, folder = _served_model(service_model_ref(model, alias, entry_dir, s), bentoml)
+    schema = Schema.load(folder/'schema.json')
+    from mlkit.features import FeatureTransform
+    inputs = FeatureTransform.load(folder/'transform.json').inputs
+    Request = request_model(record_model(schema, inputs), s.max_rows, base=bentoml.IODescriptor)
+    Response, Pred = response_model(schema.task, base=bentoml.IODescriptor, ids=bool(schema.id_columns))
+    fast = FastPath('/predict')
+    Svc = _service_class(bentoml, tag, s, request_adapter(schema, inputs, s.max_rows), fast, Request, Response, Pred, set(schema.dropped))
+    Svc.add_asgi_middleware(GuardMiddleware, fast=fast, max_body=s.max_body_bytes, token=s.api_token)
+    return Svc
+
+# %% ../nbs/07_serving.ipynb #88cbc2ea
 def bentos_dir() -> Path:
     "The folder with the service entry and bentofile (`bentos/` of the project)."
     import mlkit
@@ -568,16 +826,18 @@ def bentos_dir() -> Path:
         if (c/'service.py').exists(): return c
     raise MlkitError("bentos/service.py not found: run from the mlkit project")
 
+
 def _bentoml_env(tag: str) -> dict:
     bentoml_module()
     return {**os.environ, 'MLKIT_MODEL': tag, 'BENTOML_HOME': os.environ['BENTOML_HOME'], 'BENTOML_DO_NOT_TRACK': 'True'}
 
+# %% ../nbs/07_serving.ipynb #a6d0fa8c
 def bentoml_cli():
-    "BentoML's command line, with the server's Prometheus files in `MLKIT_PROMETHEUS_DIR` when set."
+    "BentoML's command line, with the server's Prometheus files in the setting `prometheus_dir` (MLKIT_PROMETHEUS_DIR) when set."
     # BentoML keeps them in $BENTOML_HOME/prometheus_multiproc_dir and empties it whenever a server starts, so a second
     # server on the same home would silently hide the first one's metrics: each `mlkit serve` gets a folder of its own
     import sys
-    d = os.environ.get('MLKIT_PROMETHEUS_DIR')
+    d = load_settings().prometheus_dir
     if d:
         bentoml_module()
         from bentoml._internal.configuration.containers import BentoMLContainer
@@ -586,10 +846,10 @@ def bentoml_cli():
     from bentoml_cli.cli import cli
     sys.exit(cli(args=sys.argv[1:], prog_name='bentoml'))
 
+# %% ../nbs/07_serving.ipynb #a0bec5b0
 def serve_args(ref=None, port=3000, host='127.0.0.1', workers=None) -> tuple:
     "`(argv, env)` that start the service for `ref` (default: the production alias) with `workers` processes."
     import math, sys
-    from mlkit.config import load_settings
     tag = resolve(ref or '@production')
     verify_folder(model_path(tag), tag)
     grace = max(1, math.ceil(load_settings().shutdown_grace_s))   # after SIGTERM: requests in flight get this long, then workers stop
@@ -603,6 +863,7 @@ def serve_args(ref=None, port=3000, host='127.0.0.1', workers=None) -> tuple:
         env['MLKIT_WORKERS'] = str(workers)
     return argv, env
 
+# %% ../nbs/07_serving.ipynb #e03c46c0
 def build(ref=None) -> str:
     "Build a bento serving `ref` (default: production); return the bento tag."
     import subprocess, sys

@@ -4,12 +4,12 @@
 
 # %% ../nbs/09c_sweep.ipynb #dc5a149c
 from __future__ import annotations
-import contextlib, fcntl, json, math, os, re, socket, sys, time
+import contextlib, json, math, os, re, socket, sys, time
 from datetime import datetime, timezone
 from pathlib import Path
-from .config import DataError, MlkitError, UsageError, load_settings, new_run_id, reports_dir
-from .runs import (Stage, _data_params, data_stage, error_text, evaluate_predictor, execute_workflow,
-    format_data_summary, git_commit, run_folder, save_summary, train_run, write_json)
+from .config import DataError, MlkitError, UsageError, load_settings, new_run_id, reports_dir, write_json
+from .runs import (Busy, Stage, _data_params, data_stage, error_text, evaluate_predictor, execute_workflow,
+    format_data_summary, git_commit, run_folder, run_lock, run_record, save_summary, train_run)
 
 # %% auto #0
 __all__ = ['SEARCH_SPACES', 'SEARCH_SPACE', 'OBJECTIVES', 'PARETO_RULE', 'search_space', 'suggest', 'objective_spec', 'cv_folds',
@@ -93,6 +93,7 @@ def _std(v) -> float:
     import numpy as np
     return float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
 
+# %% ../nbs/09c_sweep.ipynb #ba2e9e6a
 def cross_validate(df, schema, params: dict, objective: dict, folds: list, callbacks=None, logger=False) -> dict:
     "Mean and spread over `folds` of `objective` (an `objective_spec`) for training parameters `params` (and of the fairness gap)."
     import tempfile
@@ -173,6 +174,7 @@ def _create_exclusive(path: Path, obj: dict) -> bool:
     except FileExistsError: return False
     finally: tmp.unlink()
 
+# %% ../nbs/09c_sweep.ipynb #48f3e19d
 def open_sweep(study: str, args: dict, schema, data_hash: str|None = None) -> dict:
     "Create sweep `study` with `args` for data of `schema`, or check an existing one against them; return its settings."
     prev = read_spec(study)
@@ -198,6 +200,7 @@ def journal_path(spec: dict) -> Path:
     "The sweep's Optuna journal file."
     return Path(spec['dir'])/'journal.log'
 
+# %% ../nbs/09c_sweep.ipynb #553bfb9c
 def make_sampler(seed: int, n: int = 0):
     "The TPE sampler for trial number `n` of a study seeded `seed`."
     import optuna, warnings
@@ -205,6 +208,7 @@ def make_sampler(seed: int, n: int = 0):
         warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
         return optuna.samplers.TPESampler(seed=seed + n, constant_liar=True)
 
+# %% ../nbs/09c_sweep.ipynb #78c2ef4a
 def load_study(spec: dict):
     "The Optuna study of sweep `spec`, in its journal file (created on first use; processes may share it)."
     import optuna
@@ -222,6 +226,7 @@ def worker_id() -> str:
     import psutil
     return f"{socket.gethostname()}:{os.getpid()}:{int(psutil.Process().create_time())}"
 
+# %% ../nbs/09c_sweep.ipynb #5aaefba9
 def _owner_gone(owner: str|None, started) -> bool:
     import psutil
     if not owner: return started is not None and (datetime.now() - started).total_seconds() > 60
@@ -232,6 +237,7 @@ def _owner_gone(owner: str|None, started) -> bool:
         return int(p.create_time()) != int(t) or p.status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess: return True
 
+# %% ../nbs/09c_sweep.ipynb #555ad194
 def fail_stale_trials(study) -> list:
     "Mark `FAIL` the running trials whose owner process has ended; return their numbers."
     from optuna.trial import TrialState
@@ -240,6 +246,7 @@ def fail_stale_trials(study) -> list:
     for n in stale: study.tell(n, state=TrialState.FAIL, skip_if_finished=True)
     return stale
 
+# %% ../nbs/09c_sweep.ipynb #01e86022
 def trial_counts(study) -> dict:
     "Trials of `study` by state, with `finished` (complete or pruned: they count toward `--trials`) and `total`."
     from collections import Counter
@@ -261,12 +268,14 @@ def _trial_logger(spec: dict, number: int, params: dict):
     return make_wandb_logger(f"{spec['study']}-t{number}", Path(spec['dir'])/'wandb', params.get('wandb_project', 'mlkit'),
                              dict(params, sweep=spec['study'], trial=number), group=spec['study'], job_type='sweep-trial')
 
+# %% ../nbs/09c_sweep.ipynb #2d824191
 def _surplus(study, trial, n_trials: int|None) -> bool:
     "Whether `trial` is beyond `n_trials`: as many earlier-numbered trials finished or running (workers asking at once)."
     if n_trials is None: return False
     return sum(t.number < trial.number and t.state.name in ('COMPLETE', 'PRUNED', 'RUNNING')
                for t in study.get_trials(deepcopy=False)) >= n_trials
 
+# %% ../nbs/09c_sweep.ipynb #d7f10510
 def run_trial(study, spec: dict, df, schema, folds: list, n_trials: int|None = None):
     "Run one trial of sweep `spec` on the training rows `df`; return its `FrozenTrial` (None: the study had `n_trials` already)."
     import optuna
@@ -317,6 +326,7 @@ def format_trial(t, spec: dict) -> str:
     pars = '  '.join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
     return f"{head}  ({u.get('seconds', 0):.1f}s)  {pars}"
 
+# %% ../nbs/09c_sweep.ipynb #76b62dc8
 def run_trials(spec: dict, df, schema, n_trials: int, timeout: float|None = None, out=None) -> list:
     "Run trials of sweep `spec` on the training rows `df` until the study holds `n_trials` finished ones; return their numbers."
     from mlkit.train import training_rows
@@ -377,6 +387,7 @@ def _figure(figsize=(5.5, 3.8)):
     fig = Figure(figsize=figsize)
     return fig, fig.subplots()
 
+# %% ../nbs/09c_sweep.ipynb #ebe3c97b
 def plot_history(frame, metric: str, higher: bool):
     "Each complete trial's cross-validated value (bars: the spread over folds) and the best so far."
     fig, ax = _figure()
@@ -387,6 +398,7 @@ def plot_history(frame, metric: str, higher: bool):
     ax.legend(); fig.tight_layout()
     return fig
 
+# %% ../nbs/09c_sweep.ipynb #4a87103e
 def plot_importance(importance: dict):
     "Horizontal bars of parameter importances."
     fig, ax = _figure((5.5, 0.4 * len(importance) + 1.2))
@@ -415,6 +427,7 @@ def _save_png(fig, path: Path) -> Path:
     fig.savefig(tmp, format='png', dpi=100); os.replace(tmp, path)
     return path
 
+# %% ../nbs/09c_sweep.ipynb #b99a8eaa
 def importances(study, spec: dict) -> dict:
     "Parameter importances (fANOVA, seeded) of the quality objective."
     import optuna
@@ -422,6 +435,7 @@ def importances(study, spec: dict) -> dict:
     target = (lambda t: t.values[0]) if spec['fairness'] else None
     return {k: float(v) for k, v in optuna.importance.get_param_importances(study, evaluator=ev, target=target).items()}
 
+# %% ../nbs/09c_sweep.ipynb #e6796b95
 def write_results(spec: dict) -> dict:
     "Write `trials.parquet`, the plots and `best.json` of the whole study (every worker's trials); return them."
     sdir, study = Path(spec['dir']), load_study(spec)
@@ -455,39 +469,36 @@ def format_best(best: dict) -> str:
     if 'gap' in best: s += f", fairness gap {best['gap']:.4f} (Pareto front of {len(best['pareto'])}; {best['rule']})"
     return s + '\nparams: ' + json.dumps(best['params'])
 
-# %% ../nbs/09c_sweep.ipynb #32a92bc1
-@contextlib.contextmanager
-def _try_lock(path: Path):
-    with open(path, 'a+') as f:
-        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError: yield False; return
-        try: yield True
-        finally: fcntl.flock(f, fcntl.LOCK_UN)
+# %% ../nbs/09c_sweep.ipynb #a6c89230
+def _refit(study: str, spec: dict, out) -> dict|None:
+    "Refit the best trial of sweep `spec` (the refit lock held): `refit.json`, or None while trials still run."
+    sdir = Path(spec['dir'])
+    st = load_study(spec); fail_stale_trials(st)
+    if trial_counts(st)['running']:
+        print("another worker is still running trials: it refits the best when it finishes", file=out); return None
+    best = best_result(st, spec)
+    prev = json.loads((sdir/'refit.json').read_text()) if (sdir/'refit.json').exists() else None
+    if prev and prev['trial'] == best['trial']:
+        print(f"trial {best['trial']} was refit already: {prev['model_tag']} (run {prev['run_id']})", file=out); return prev
+    run_id = f"{study}-trial{best['trial']}"
+    chosen = dict(sweep=study, trial=best['trial'], objective=best['objective'], value=best['value'], std=best['std'], dir=str(sdir))
+    s = train_run(spec['data'], spec['target'], spec['sensitive'], spec['test_data'], best['params'], run_id=run_id,
+                  out=out, options=spec['options'], card=dict(sweep=chosen))     # the model's card names the sweep that chose it
+    save_summary(run_folder(run_id), dict(sweep=study, sweep_trial=best['trial'], sweep_dir=str(sdir)))
+    rec = dict(trial=best['trial'], params=best['params'], run_id=run_id, run_dir=s['run_dir'], model_tag=s['model_tag'],
+               metrics={k: v for k, v in (s['metrics'] or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
+               time=datetime.now(timezone.utc).isoformat())
+    write_json(sdir/'refit.json', rec)
+    return rec
 
+# %% ../nbs/09c_sweep.ipynb #d328a6af
 def refit_best(study: str, out=None) -> dict|None:
     "Train, evaluate and register the best parameters of sweep `study`; return `refit.json` (None when left to another worker)."
     out, spec = out or sys.stdout, read_spec(study)
-    sdir = Path(spec['dir'])
-    with _try_lock(sdir/'.refit.lock') as mine:
-        if not mine: print("another worker is refitting this sweep's best", file=out); return None
-        st = load_study(spec); fail_stale_trials(st)
-        if trial_counts(st)['running']:
-            print("another worker is still running trials: it refits the best when it finishes", file=out); return None
-        best = best_result(st, spec)
-        prev = json.loads((sdir/'refit.json').read_text()) if (sdir/'refit.json').exists() else None
-        if prev and prev['trial'] == best['trial']:
-            print(f"trial {best['trial']} was refit already: {prev['model_tag']} (run {prev['run_id']})", file=out); return prev
-        run_id = f"{study}-trial{best['trial']}"
-        chosen = dict(sweep=study, trial=best['trial'], objective=best['objective'], value=best['value'], std=best['std'],
-                   dir=str(sdir))                     # the model's card names the sweep that chose it
-        s = train_run(spec['data'], spec['target'], spec['sensitive'], spec['test_data'], best['params'], run_id=run_id,
-                      out=out, options=spec['options'], card=dict(sweep=chosen))
-        save_summary(run_folder(run_id), dict(sweep=study, sweep_trial=best['trial'], sweep_dir=str(sdir)))
-        rec = dict(trial=best['trial'], params=best['params'], run_id=run_id, run_dir=s['run_dir'], model_tag=s['model_tag'],
-                   metrics={k: v for k, v in (s['metrics'] or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
-                   time=datetime.now(timezone.utc).isoformat())
-        write_json(sdir/'refit.json', rec)
-        return rec
+    with contextlib.ExitStack() as held:
+        try: held.enter_context(run_lock('refit of this sweep', Path(spec['dir'])/'.refit.lock'))
+        except Busy: print("another worker is refitting this sweep's best", file=out); return None
+        return _refit(study, spec, out)
 
 # %% ../nbs/09c_sweep.ipynb #d8c67280
 def sweep_run(data=None, target=None, sensitive=None, test_data=None, params=None, objective=None, trials=20, timeout=None,
@@ -495,27 +506,21 @@ def sweep_run(data=None, target=None, sensitive=None, test_data=None, params=Non
     "`mlkit sweep`: check, validate the data, run the sweep notebook, refit the best; return the sweep's summary."
     out = out or sys.stdout
     check_args(objective, cv, trials, timeout, params, study, data, sensitive)
-    prev = read_spec(study) if study else None
     a = sweep_args(dict(data=data, target=target, sensitive=sensitive, test_data=test_data, options=options,
-                        objective=objective, cv=cv, params=params), prev, study)
+                        objective=objective, cv=cv, params=params), read_spec(study) if study else None, study)
     durations, n = {}, 3 if promote else 2
-    with Stage('validate data', durations, 1, n, out):
-        d = data_stage(a['data'], a['target'], a['sensitive'], None, a['test_data'], options=a['options'])
+    with Stage('validate data', durations, 1, n, out): d = data_stage(a['data'], a['target'], a['sensitive'], None, a['test_data'], options=a['options'])
     print(format_data_summary(d), file=out)
     objective_spec(a['objective'], d['task'], d['sensitive'])
     sid = study or new_run_id('sweep'); sdir = sweep_folder(sid)
-    summary = dict(study=sid, kind='sweep', status='running', error=None, sweep_dir=str(sdir), durations=durations, trials=trials)
-    try:
-        with Stage('sweep notebook', durations, 2, n, out):
-            nb = _claim_notebook(sdir); summary['notebook'] = str(nb)
+    with run_record('sweep', sid, folder=sdir, out=out, study=sid, sweep_dir=str(sdir), trials=trials) as rec:
+        rec.durations.update(durations)
+        with rec.stage('sweep notebook', 2, n):
+            nb = _claim_notebook(sdir); rec.summary['notebook'] = str(nb)
             execute_workflow('sweep', nb, dict(a, study=sid, n_trials=trials, timeout=timeout), out)
         best = json.loads((sdir/'best.json').read_text())
-        summary['best'] = {k: best.get(k) for k in ('trial', 'value', 'std', 'gap', 'metric', 'n_trials', 'n_complete')}
-        summary['refit'] = None                # this run's refit only (the summary file keeps earlier runs' keys)
+        rec.summary['best'] = {k: best.get(k) for k in ('trial', 'value', 'std', 'gap', 'metric', 'n_trials', 'n_complete')}
+        rec.summary['refit'] = None                # this run's refit only (the summary file keeps earlier runs' keys)
         if promote:
-            with Stage('refit the best (train, evaluate, register)', durations, 3, n, out): summary['refit'] = refit_best(sid, out)
-        summary['status'] = 'succeeded'
-    except Exception as e:
-        summary.update(status='failed', error=error_text(e)); raise
-    finally: summary = save_summary(sdir, summary)
-    return summary
+            with rec.stage('refit the best (train, evaluate, register)', 3, n): rec.summary['refit'] = refit_best(sid, out)
+    return rec.summary

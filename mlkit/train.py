@@ -11,14 +11,14 @@ import numpy as np, pandas as pd
 import torch
 import lightning as L
 from .config import DataError, UsageError, new_run_id, reports_dir
-from .data import Schema, stratified_mask
+from .data import Schema, split_rows
 from .features import FeatureTransform
 from .model import Predictor, net_config, build_network
 
 # %% auto #0
-__all__ = ['LAUNCHERS', 'TrainParams', 'split_train_val', 'ArrayData', 'GlobalBatchSampler', 'batch_loader', 'training_rows',
-           'effective_batch_size', 'auto_epochs', 'member_loss', 'TabularModule', 'EpochLine', 'wandb_mode',
-           'make_wandb_logger', 'FitResult', 'fit', 'finish_wandb', 'needs_launcher', 'check_launch']
+__all__ = ['LAUNCHERS', 'TrainParams', 'ArrayData', 'GlobalBatchSampler', 'batch_loader', 'training_rows', 'effective_batch_size',
+           'auto_epochs', 'member_loss', 'TabularModule', 'EpochLine', 'wandb_mode', 'make_wandb_logger', 'FitResult',
+           'make_module', 'train_loaders', 'val_metrics_of', 'fit', 'finish_wandb', 'needs_launcher', 'check_launch']
 
 # %% ../nbs/04_train.ipynb #d6098557
 @dataclass
@@ -75,12 +75,6 @@ class TrainParams:
         return cls(**{**asdict(d), **out})
 
 # %% ../nbs/04_train.ipynb #4fbf26ad
-def split_train_val(df: pd.DataFrame, schema: Schema, fraction: float, seed: int):
-    "Stratified (binary, multiclass) or random (regression) split of `df` into train and validation frames."
-    if not 0 < fraction < 1: raise UsageError(f"val_fraction must be between 0 and 1, got {fraction}")
-    mask = stratified_mask(df[schema.target], fraction, np.random.default_rng(seed), schema.task != 'regression')
-    return df[~mask].reset_index(drop=True), df[mask].reset_index(drop=True)
-
 class ArrayData(torch.utils.data.Dataset):
     "Tensors indexed by a list of row indices (a whole batch at once)."
     def __init__(self, arrays: dict, y: np.ndarray):
@@ -228,8 +222,10 @@ def make_wandb_logger(run_id: str, save_dir, project='mlkit', config=None, **kw)
     mode = wandb_mode()
     os.environ.setdefault('WANDB_SILENT', 'true')
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    return WandbLogger(project=project, name=run_id, id=run_id, save_dir=str(save_dir), offline=(mode == 'offline'),
-                       mode=mode, log_model=False, config=config, settings=_wandb_settings(), **kw)
+    lg = WandbLogger(project=project, name=run_id, id=run_id, save_dir=str(save_dir), offline=(mode == 'offline'),
+                     mode=mode, log_model=False, config=config, settings=_wandb_settings(), **kw)
+    lg._wandb_init.pop('anonymous', None)   # Lightning passes anonymous=None, which wandb >= 0.19 warns about
+    return lg
 
 def _wandb_settings():
     import wandb
@@ -264,83 +260,93 @@ def _env_rank() -> int:
     from lightning.fabric.utilities.rank_zero import rank_zero_only
     return int(getattr(rank_zero_only, 'rank', 0) or 0)
 
-def fit(df: pd.DataFrame, schema: Schema, params: TrainParams|None = None, run_dir=None, run_id=None,
-        progress='bar', logger=True, callbacks=None) -> FitResult:
-    """Train on `df` (training data only); return the best model by validation loss. `progress`: 'bar', 'lines' or False;
-    `callbacks`: extra Lightning callbacks (e.g. a sweep's pruning callback)."""
-    p = params or TrainParams()
-    df = training_rows(df, schema, p)
-    _quiet_lightning()
-    t0 = time.perf_counter()
-    zero = _env_rank() == 0   # under a launcher: rank 0 alone prints, logs to wandb and writes files
-    L.seed_everything(p.seed, workers=True, verbose=False)
-    tr, va = split_train_val(df, schema, p.val_fraction, p.seed)
-    if not len(tr) or not len(va):
-        raise DataError(f"too few rows to train: {len(df)} labelled row(s) give {len(tr)} training and {len(va)} validation rows")
-    bs = effective_batch_size(len(tr), p.batch_size)
-    epochs, patience = auto_epochs(len(tr), bs, p.max_epochs, p.patience)
-    if progress == 'lines' and zero:
-        print(f"{len(tr):,} training rows, {len(va):,} validation rows, batch size {bs}"
-              + (f" (batch_size {p.batch_size} is too large for this table)" if bs != p.batch_size else '')
-              + f", network {p.network}, at most {epochs} epochs (patience {patience})", flush=True)
-    ft = FeatureTransform.fit(tr, schema, use_sensitive=p.use_sensitive, min_count=p.min_count, n_bins=p.n_bins)
-    cfg = net_config(ft, **asdict(p))
-    module = TabularModule(cfg, p.lr, p.weight_decay, epochs)
-    dtr = ArrayData(ft.transform(tr), ft.encode_target(tr[schema.target]))
-    dva = ArrayData(ft.transform(va), ft.encode_target(va[schema.target]))
-    if hasattr(module.net, 'fit_seen'): module.net.fit_seen(dtr.x_cat)   # categories training never saw carry no signal
-    eff = dict(effective_batch_size=bs, effective_max_epochs=epochs, effective_patience=patience)
-    run_id = run_id or new_run_id('train')
-    run_dir = Path(run_dir) if run_dir else None
-    lg = False
-    if logger is True and zero: lg = make_wandb_logger(run_id, (run_dir or Path(reports_dir())/'runs'/run_id)/'wandb', p.wandb_project, {**asdict(p), **eff})
-    elif logger and zero: lg = logger
+# %% ../nbs/04_train.ipynb #edc2cd43
+def make_module(ft: FeatureTransform, p: TrainParams, epochs: int, x_cat: torch.Tensor|None = None) -> TabularModule:
+    "The `TabularModule` of `p`'s network on `ft`'s shapes; `x_cat`: training categories (the ones never seen carry no signal)."
+    module = TabularModule(net_config(ft, **asdict(p)), p.lr, p.weight_decay, epochs)
+    if x_cat is not None and hasattr(module.net, 'fit_seen'): module.net.fit_seen(x_cat)
+    return module
+
+# %% ../nbs/04_train.ipynb #0d816ea6
+def _trainer(p: TrainParams, epochs, patience, lg, root, progress, callbacks):
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    ckpt = ModelCheckpoint(dirpath=str(root/'checkpoints'), monitor='val_loss', mode='min', save_top_k=1, filename='best-{epoch}')
+    return ckpt, L.Trainer(max_epochs=epochs, accelerator=p.accelerator, devices=p.devices, num_nodes=p.num_nodes,
+                     strategy=p.strategy, precision=p.precision, deterministic=p.deterministic, logger=lg,
+                     callbacks=[EarlyStopping('val_loss', patience=patience, mode='min'), ckpt] +
+                               ([EpochLine()] if progress == 'lines' else []) + list(callbacks or []),
+                     enable_progress_bar=progress in (True, 'bar'), enable_model_summary=False, log_every_n_steps=10,
+                     default_root_dir=str(root), num_sanity_val_steps=0, use_distributed_sampler=False)   # our loaders shard
+
+# %% ../nbs/04_train.ipynb #353117eb
+def train_loaders(module, ft, train_dl, val_dl, p: TrainParams, eff: dict, rows: tuple, val_fn, run_dir=None, run_id=None,
+                  progress='bar', logger=True, callbacks=None, t0=None) -> FitResult:
+    "Train `module` on the loaders; restore the best checkpoint; `val_fn(predictor)`: validation metrics (rank 0). `rows`: (train, val)."
+    _quiet_lightning()
+    t0, zero = t0 or time.perf_counter(), _env_rank() == 0   # under a launcher: rank 0 alone prints, logs and writes files
+    run_id, run_dir = run_id or new_run_id('train'), Path(run_dir) if run_dir else None
+    lg = logger if logger and logger is not True and zero else False
+    if logger is True and zero: lg = make_wandb_logger(run_id, (run_dir or Path(reports_dir())/'runs'/run_id)/'wandb', p.wandb_project, {**asdict(p), **eff})
     tmp = None if run_dir else Path(tempfile.mkdtemp(prefix='mlkit-fit-'))   # removed after training
-    ckpt = ModelCheckpoint(dirpath=str((run_dir or tmp)/'checkpoints'), monitor='val_loss', mode='min',
-                           save_top_k=1, filename='best-{epoch}')
-    trainer = L.Trainer(max_epochs=epochs, accelerator=p.accelerator, devices=p.devices, num_nodes=p.num_nodes,
-                        strategy=p.strategy, precision=p.precision, deterministic=p.deterministic, logger=lg,
-                        callbacks=[EarlyStopping('val_loss', patience=patience, mode='min'), ckpt] +
-                                  ([EpochLine()] if progress == 'lines' else []) + list(callbacks or []),
-                        enable_progress_bar=progress in (True, 'bar'), enable_model_summary=False, log_every_n_steps=10,
-                        default_root_dir=str(run_dir or tmp),
-                        num_sanity_val_steps=0, use_distributed_sampler=False)   # batch_loader shards
+    ckpt, trainer = _trainer(p, eff['effective_max_epochs'], eff['effective_patience'], lg, run_dir or tmp, progress, callbacks)
     try:
-        trainer.fit(module, batch_loader(dtr, bs, True, p.seed), batch_loader(dva, 4096, False, shard=False))
+        trainer.fit(module, train_dl, val_dl)
         zero = trainer.is_global_zero
         if ckpt.best_model_path and zero:   # written by rank 0 (on rank 0's machine)
             module.load_state_dict(torch.load(ckpt.best_model_path, map_location='cpu', weights_only=True)['state_dict'])
     finally:
         if tmp: shutil.rmtree(tmp, ignore_errors=True)
-    best = {k: float(v) for k, v in trainer.callback_metrics.items()}
     pred = Predictor(module.net.cpu().eval(), ft)
-    val = _val_metrics(pred, va, schema) if zero else {}
-    res = FitResult(pred, {**asdict(p), **eff}, val, trainer.current_epoch, len(tr), len(va), round(time.perf_counter() - t0, 3),
-                    logger=lg or None)
-    if run_dir and zero:
-        res.model_dir = str(run_dir/'model')
-        pred.save(res.model_dir)
+    res = FitResult(pred, {**asdict(p), **eff}, val_fn(pred) if zero else {}, trainer.current_epoch, rows[0], rows[1],
+                    round(time.perf_counter() - t0, 3), logger=lg or None)
+    if run_dir and zero: res.model_dir = str(run_dir/'model'); pred.save(res.model_dir)
     if lg:
-        lg.log_metrics({f'best_val/{k}': v for k, v in val.items()})
+        lg.log_metrics({f'best_val/{k}': v for k, v in res.val_metrics.items()})
         res.wandb_dir = getattr(lg.experiment, 'dir', None) if wandb_mode() != 'disabled' else None
     return res
 
-def _val_metrics(pred: Predictor, va: pd.DataFrame, schema: Schema) -> dict:
-    out = pred.predict(va)
-    if schema.task == 'binary':
-        from sklearn.metrics import roc_auc_score, log_loss
-        y = pred.transform.encode_target(va[schema.target])
+# %% ../nbs/04_train.ipynb #dff873a7
+def val_metrics_of(task: str, y: np.ndarray, out: dict) -> dict:
+    "Validation metrics from encoded targets `y` and a predictor's outputs `out` (`Predictor.predict`'s dict)."
+    from sklearn.metrics import roc_auc_score, log_loss
+    if task == 'binary':
         m = dict(accuracy=float(((out['score'] >= 0.5) == (y == 1)).mean()), log_loss=float(log_loss(y, out['score'], labels=[0, 1])))
         if len(np.unique(y)) == 2: m['roc_auc'] = float(roc_auc_score(y, out['score']))
         return m
-    if schema.task == 'multiclass':
-        from sklearn.metrics import log_loss
-        y = pred.transform.encode_target(va[schema.target])
+    if task == 'multiclass':
         return dict(accuracy=float((out['proba'].argmax(1) == y).mean()),
                     log_loss=float(log_loss(y, out['proba'], labels=list(range(out['proba'].shape[1])))))
-    y = va[schema.target].to_numpy('float64')
     return dict(rmse=float(np.sqrt(((out['value'] - y) ** 2).mean())))
+
+def _val_metrics(pred: Predictor, va: pd.DataFrame, schema: Schema) -> dict:
+    y = va[schema.target].to_numpy('float64') if schema.task == 'regression' else pred.transform.encode_target(va[schema.target])
+    return val_metrics_of(schema.task, y, pred.predict(va))
+
+# %% ../nbs/04_train.ipynb #133c774f
+def fit(df: pd.DataFrame, schema: Schema, params: TrainParams|None = None, run_dir=None, run_id=None,
+        progress='bar', logger=True, callbacks=None) -> FitResult:
+    """Train on `df` (training data only); return the best model by validation loss. `progress`: 'bar', 'lines' or False;
+    `callbacks`: extra Lightning callbacks (e.g. a sweep's pruning callback)."""
+    p, t0 = params or TrainParams(), time.perf_counter()
+    df = training_rows(df, schema, p)
+    L.seed_everything(p.seed, workers=True, verbose=False)
+    tr, va = split_rows(df, schema.target, p.val_fraction, p.seed, schema.task != 'regression')
+    if not len(tr) or not len(va):
+        raise DataError(f"too few rows to train: {len(df)} labelled row(s) give {len(tr)} training and {len(va)} validation rows")
+    bs = effective_batch_size(len(tr), p.batch_size)
+    epochs, patience = auto_epochs(len(tr), bs, p.max_epochs, p.patience)
+    if progress == 'lines' and _env_rank() == 0:
+        print(f"{len(tr):,} training rows, {len(va):,} validation rows, batch size {bs}"
+              + (f" (batch_size {p.batch_size} is too large for this table)" if bs != p.batch_size else '')
+              + f", network {p.network}, at most {epochs} epochs (patience {patience})", flush=True)
+    ft = FeatureTransform.fit(tr, schema, use_sensitive=p.use_sensitive, min_count=p.min_count, n_bins=p.n_bins)
+    dtr = ArrayData(ft.transform(tr), ft.encode_target(tr[schema.target]))
+    dva = ArrayData(ft.transform(va), ft.encode_target(va[schema.target]))
+    module = make_module(ft, p, epochs, dtr.x_cat)
+    eff = dict(effective_batch_size=bs, effective_max_epochs=epochs, effective_patience=patience)
+    return train_loaders(module, ft, batch_loader(dtr, bs, True, p.seed), batch_loader(dva, 4096, False, shard=False),
+                         p, eff, (len(tr), len(va)), lambda pred: _val_metrics(pred, va, schema), run_dir, run_id,
+                         progress, logger, callbacks, t0)
 
 # %% ../nbs/04_train.ipynb #70bb65d4
 def finish_wandb(logger, summary: dict|None = None, artifact_dir=None, name=None):

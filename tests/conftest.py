@@ -1,8 +1,23 @@
-import os, sys
+"""Shared test setup: every test's own MLKIT_HOME (autouse), the `slow` marker, and session fixtures built once per run.
+
+`make test-fast` runs `-m "not slow"`: a test is slow when it is marked `@pytest.mark.slow`, lives in a module listed in
+SLOW_MODULES, or uses a fixture listed in SLOW_FIXTURES (a trained model, a server, a papermill run).
+
+Session fixtures (one build per `pytest` run, shared by the xdist workers through a lock; read-only):
+- `adult_data`: Adult's train and test tables and their schema.
+- `adult_model`: a small Adult model folder (4,000 rows, 4 epochs): weights, schema.json, reference.parquet, card.json.
+- `adult_home`: (home, tag): a MLKIT_HOME with `adult_model` registered as `adult` and promoted to production.
+  A test that changes the registry or starts a server copies it: `copy_home(adult_home, dst)`, or asks for
+  `adult_registered` (the copy is the test's own MLKIT_HOME)."""
+import json, os, shutil, sys
 from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # two workers on two cores: one math thread each (set before torch loads; inherited by the processes tests start)
+    for k in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS'): os.environ.setdefault(k, '1')
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path, monkeypatch):
@@ -18,3 +33,86 @@ def isolated_home(tmp_path, monkeypatch):
 def mlkit_cmd(*args):
     "argv running the mlkit CLI of this venv."
     return [str(Path(sys.executable).parent/'mlkit'), *map(str, args)]
+
+# --- the `slow` marker --------------------------------------------------------------------------------------------
+
+# whole modules of integration tests: servers, papermill runs, torchrun, sweeps
+SLOW_MODULES = {'test_contract', 'test_corpus', 'test_ddp', 'test_lifecycle', 'test_loop', 'test_serving', 'test_sweep'}
+# fixtures that train a model, register one, start a server or run a notebook
+SLOW_FIXTURES = {'adult_model', 'adult_home', 'adult_registered', 'home', 'server', 'mc_home', 'loop_home', 'trained',
+                 'parent_dir', 'planted', 'multiclass_fit', 'single', 'exported'}
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        mod = item.module.__name__.rpartition('.')[2] if item.module else ''
+        if mod in SLOW_MODULES or SLOW_FIXTURES & set(getattr(item, 'fixturenames', ())):
+            item.add_marker(pytest.mark.slow)
+
+# --- session fixtures -----------------------------------------------------------------------------------------------
+
+def shared_dir(tmp_path_factory, name, build) -> Path:
+    "A folder built once per run by `build(folder)`, shared by every xdist worker (the first builds it under a lock)."
+    from filelock import FileLock
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get('PYTEST_XDIST_WORKER'): root = root.parent          # the run's folder, above each worker's own
+    d = root/f'shared-{name}'
+    done = Path(f'{d}.built')
+    with FileLock(f'{d}.lock'):
+        if not done.exists():
+            shutil.rmtree(d, ignore_errors=True); d.mkdir()
+            build(d)
+            done.touch()
+    return d
+
+@pytest.fixture(scope='session')
+def adult_data():
+    "(train, test, schema) of the bundled Adult data. Read-only: copy a frame before changing it."
+    from mlkit.data import load_adult, infer_schema, ADULT_TARGET, ADULT_SENSITIVE
+    tr, te = load_adult()
+    return tr, te, infer_schema(tr, ADULT_TARGET, ADULT_SENSITIVE)
+
+ADULT_MODEL = dict(rows=4000, epochs=4)
+
+def _build_adult_model(d, adult_data):
+    from mlkit.data import ADULT_TARGET, ADULT_SENSITIVE
+    from mlkit.train import fit, TrainParams
+    from mlkit.runs import evaluate_predictor
+    from mlkit.monitoring import reference_sample, REFERENCE
+    tr, te, s = adult_data
+    r = fit(tr.sample(ADULT_MODEL['rows'], random_state=0), s, TrainParams(max_epochs=ADULT_MODEL['epochs']), progress=False, logger=False)
+    r.predictor.save(d); s.save(d/'schema.json')
+    reference_sample(tr, 2000).to_parquet(d/REFERENCE, index=False)
+    card = dict(run_id='test', target=ADULT_TARGET, sensitive=ADULT_SENSITIVE, data='bundled:adult', seed=0, task='binary',
+                data_options={}, metrics=evaluate_predictor(r.predictor, te, s, resamples=0)[0])
+    (d/'card.json').write_text(json.dumps(card, default=str))
+
+@pytest.fixture(scope='session')
+def adult_model(tmp_path_factory, adult_data) -> Path:
+    "A small Adult model folder (4,000 training rows, 4 epochs): the predictor, schema.json, reference.parquet and card.json. Read-only."
+    return shared_dir(tmp_path_factory, 'adult-model', lambda d: _build_adult_model(d, adult_data))
+
+def _register_adult(d, model):
+    h = d/'home'
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv('MLKIT_HOME', str(h)); mp.setenv('BENTOML_HOME', str(h/'bentoml')); mp.delenv('MLKIT_SIGNING_KEY', raising=False)
+        from mlkit.registry import register, promote
+        tag = register(model, 'adult', json.loads((model/'card.json').read_text()))
+        promote(tag, 'production', reason='test')
+    (d/'tag').write_text(tag)
+
+@pytest.fixture(scope='session')
+def adult_home(tmp_path_factory, adult_model):
+    "(home, tag): a MLKIT_HOME holding `adult_model` registered as `adult` and in production. Read-only: see `copy_home`."
+    d = shared_dir(tmp_path_factory, 'adult-home', lambda d: _register_adult(d, adult_model))
+    return d/'home', (d/'tag').read_text()
+
+def copy_home(home, dst) -> tuple:
+    "Copy a `(home, tag)` such as `adult_home` to the folder `dst` (created); returns `(dst, tag)`."
+    src, tag = home
+    shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True)
+    return Path(dst), tag
+
+@pytest.fixture
+def adult_registered(adult_home) -> str:
+    "The tag of `adult_model`, registered and in production in this test's own MLKIT_HOME (a copy: change it freely)."
+    return copy_home(adult_home, os.environ['MLKIT_HOME'])[1]

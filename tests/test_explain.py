@@ -84,8 +84,9 @@ def test_proxy_flag_rule():
     assert [(p['feature'], p['high'], p['low'], p['ratio']) for p in imp['proxies']] == [('b', 'x', 'y', 4.0)]    # c: too small a share
     assert E.global_importance(r, {'g': ['x'] * 60 + ['y'] * 60}, min_group_size=50, proxy_ratio=5.0)['proxies'] == []
     assert E.global_importance(r, {'g': ['x'] * 100 + ['y'] * 20}, min_group_size=50)['groups']['g']['small_groups'] == ['y']
-    d = E.importance_drift(imp, E.global_importance(dict(columns=['a', 'b', 'c'], attributions=A[:, [1, 0, 2]])))
-    assert d['largest']['feature'] in ('a', 'b') and d['total_shift'] > 0
+    # b's attributions doubled: b gains the share a and c lose, so b's shift is the largest (no tie)
+    d = E.importance_drift(imp, E.global_importance(dict(columns=['a', 'b', 'c'], attributions=A * [1, 2, 1])))
+    assert d['largest']['feature'] == 'b' and d['largest']['change'] == 0.5 and d['total_shift'] == d['largest']['share_change'] > 0
 
 def _register(pred, schema, df, tmp_path):
     from mlkit.registry import register

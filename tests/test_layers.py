@@ -11,10 +11,11 @@ ALLOWED = {
     'features': {'config', 'data'},
     'model': {'config', 'data', 'features'},
     'train': {'config', 'data', 'features', 'model'},
-    'launch': {'config', 'data', 'model', 'train'},                                 # torchrun's entry point
+    'launch': {'config', 'data', 'model', 'train', 'stream'},                       # torchrun's entry point (stream: a streamed table's ranks)
+    'stream': {'config', 'data', 'features', 'model', 'train'},                       # tables larger than memory: fit and score in batches
     'metrics': {'stats', 'config', 'data'},
     'explain': {'config', 'data', 'features', 'model', 'metrics'},                   # captum; never train
-    'registry': {'config', 'data', 'model'},
+    'registry': {'config', 'data', 'model', 'metrics'},                            # metrics: fairness_gaps for the metadata (function level)
     'optimize': {'config', 'data', 'features', 'model', 'registry', 'metrics'},     # onnxruntime; never train (serving may import it)
     'predlog': {'config'},
     'serving': {'config', 'data', 'features', 'model', 'registry', 'predlog', 'optimize', 'explain'},  # never train, Lightning's side
@@ -23,8 +24,12 @@ ALLOWED = {
     'ops': {'config', 'slo', 'monitoring', 'registry'},                              # generated operations files
     'runs': {'stats', 'config', 'data', 'features', 'model', 'train', 'metrics', 'registry', 'monitoring', 'explain', 'optimize'},
     'sweep': {'config', 'data', 'features', 'model', 'train', 'metrics', 'registry', 'runs'},
-    'loop': {'stats', 'config', 'data', 'metrics', 'model', 'registry', 'predlog', 'monitoring', 'runs', 'serving', 'slo', 'explain', 'optimize'},
-    'cli': {'stats', 'config', 'data', 'features', 'model', 'train', 'metrics', 'registry', 'predlog', 'serving', 'monitoring', 'slo', 'ops', 'runs', 'loop', 'sweep', 'explain', 'optimize'},
+    'gates': {'stats', 'config', 'data', 'metrics', 'model', 'registry', 'monitoring', 'runs', 'optimize'},   # promotion gates, judge, optimize_model
+    'retrain': {'config', 'data', 'metrics', 'registry', 'runs', 'gates'},
+    'canary': {'stats', 'config', 'data', 'metrics', 'registry', 'predlog', 'monitoring'},
+    'lineage': {'config', 'registry', 'predlog'},
+    'job': {'config', 'data', 'registry', 'runs', 'serving', 'gates'},                   # mlkit run
+    'cli': {'stats', 'config', 'data', 'features', 'model', 'train', 'metrics', 'registry', 'predlog', 'serving', 'monitoring', 'slo', 'ops', 'runs', 'gates', 'retrain', 'canary', 'lineage', 'job', 'sweep', 'explain', 'optimize'},
 }
 
 def mlkit_imports(path: Path) -> set:

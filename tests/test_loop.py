@@ -7,6 +7,9 @@ from conftest import mlkit_cmd
 from mlkit.data import load_adult, ADULT_TARGET
 
 SMALL = ['-p', 'limit_rows', '4000', '-p', 'max_epochs', '8']
+# gates loose enough that a small candidate passes every one: the tests below pin the flow, not a model's quality
+LOOSE = {'MLKIT_MAX_FAIRNESS_GAP': '1', 'MLKIT_GATE_BASELINE_TOLERANCE': '1', 'MLKIT_GATE_MIN_SKILL': '-10', 'MLKIT_MAX_ECE': '1',
+         'MLKIT_GATE_ACCURACY_TOLERANCE': '1', 'MLKIT_GATE_AUC_TOLERANCE': '1'}
 
 def sh(*args, env=None, timeout=900):
     e = {**os.environ, **(env or {})}; e.pop('BENTOML_HOME', None)
@@ -80,10 +83,10 @@ def test_if_drift_without_drift_skips(env, tmp_path):
 def test_if_drift_with_drift_retrains(env, tmp_path):
     te = load_adult('test')
     p = tmp_path/'old.csv'; te[te.age > 50].to_csv(p, index=False)
-    r = sh('retrain', '--if-drift', '--data', p, *SMALL, env={**env, 'MLKIT_MAX_FAIRNESS_GAP': '1', 'MLKIT_MIN_ACCURACY': '0.5'})
-    assert r.returncode in (0, 3), r.stderr[-3000:]
+    r = sh('retrain', '--if-drift', '--data', p, *SMALL, env={**env, **LOOSE, 'MLKIT_MIN_ACCURACY': '0.5'})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     s = latest_summary(env)
-    assert s['status'] in ('candidate', 'rejected') and s['monitor']['breaches'] and s['candidate']
+    assert s['status'] == 'candidate' and s['monitor']['breaches'] and s['candidate'], s
 
 def test_crashed_retrain_promotes_nothing_and_frees_lock(env, tmp_path):
     from mlkit.registry import alias_target, history, list_models
@@ -97,11 +100,11 @@ def test_crashed_retrain_promotes_nothing_and_frees_lock(env, tmp_path):
         if 'epoch 1/' in line or time.time() > deadline: break
     os.killpg(p.pid, signal.SIGKILL); p.wait()
     assert (alias_target('candidate'), alias_target('production'), len(history('candidate')), len(history('production'))) == before
-    from mlkit.loop import run_lock
+    from mlkit.runs import run_lock
     with run_lock('retrain'): pass     # the crashed run's lock died with it
 
 def test_concurrent_retrain_refused(env, tmp_path):
-    from mlkit.loop import run_lock
+    from mlkit.runs import run_lock
     with run_lock('retrain'):
         r = sh('retrain', '--data', new_data(tmp_path), *SMALL)
     assert r.returncode == 75 and 'another retrain is running' in r.stderr
@@ -170,10 +173,10 @@ def test_first_retrain_honours_the_data_options(tmp_path):
     p = tmp_path/'score.csv'; pd.DataFrame(dict(x=x, z=rng.normal(size=400), y=y)).to_csv(p, index=False)
     r = sh('retrain', '--data', p, '--target', 'y', '-p', 'max_epochs', '1')
     assert r.returncode == 3 and 'new data failed validation' in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
-    r = sh('retrain', '--data', p, '--target', 'y', '--task', 'regression', '-p', 'max_epochs', '1')
-    assert r.returncode in (0, 3), r.stdout[-3000:] + r.stderr[-3000:]
+    r = sh('retrain', '--data', p, '--target', 'y', '--task', 'regression', '-p', 'max_epochs', '1', env=LOOSE)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     s = latest_summary(os.environ)
-    assert s['validation']['valid'] and s['candidate'] and s['metrics']['candidate']['rmse'] is not None, s
+    assert s['status'] == 'candidate' and s['validation']['valid'] and s['candidate'] and s['metrics']['candidate']['rmse'] is not None, s
 
 # --- the canary as an A/B test: stand-in models (no network is loaded), a synthetic prediction log, no server ---
 
@@ -252,7 +255,7 @@ def test_canary_ab_no_lift_refuses_then_forced_with_reason(tmp_path):
 
 def test_canary_srm_detected_at_70_30(tmp_path):
     "Arms split 70/30 against a configured share of 0.5 is a sample-ratio mismatch: no promotion, even with a lift."
-    from mlkit.loop import canary_report
+    from mlkit.canary import canary_report
     from mlkit.config import load_settings
     canary_log(tmp_path, 2000, 0.10, cand_share=0.3)
     rep = canary_report(settings=load_settings(canary_share=0.5, ab_unit='user_id'), outcomes=tmp_path/'outcomes.csv')
@@ -264,7 +267,7 @@ def test_canary_srm_detected_at_70_30(tmp_path):
 
 def test_canary_units_not_rows(tmp_path, monkeypatch):
     "Ten requests per unit test like one: the p-value is the per-unit one, not a row-level one ten times too confident."
-    from mlkit.loop import canary_report
+    from mlkit.canary import canary_report
     from mlkit.config import load_settings
     from mlkit.stats import ab_test
     s = load_settings(canary_share=0.5, ab_unit='user_id')
@@ -286,7 +289,7 @@ def test_canary_units_not_rows(tmp_path, monkeypatch):
 
 def test_canary_old_log_and_bad_outcomes(tmp_path):
     "A log without arm/unit columns falls back to the answering model and the request id; a bad outcomes file is one clear error."
-    from mlkit.loop import canary_report
+    from mlkit.canary import canary_report
     from mlkit.config import load_settings
     from mlkit.registry import register, promote
     s = load_settings(canary_share=0.5)

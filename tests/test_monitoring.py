@@ -120,6 +120,27 @@ def test_same_distribution_samples_do_not_breach(env, home, tmp_path):
     p = tmp_path/'shift.parquet'; shifted.to_parquet(p)
     assert {'drift_share', 'prediction_drift'} & {b['name'] for b in monitor(p, settings=s, workspace=False, out_dir=tmp_path/'ms')['breaches']}
 
+def test_per_model_threshold_changes_only_that_models_verdict(env, home, tmp_path):
+    "`[mlkit.models.adult]` in mlkit.toml sets adult's max_fairness_gap: `mlkit monitor` breaches for adult, not for the same weights under another name."
+    h, tag = home
+    code = f"from mlkit.registry import register; print(register({str(h / 'm')!r}, 'other'))"
+    out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    other = out.stdout.strip().splitlines()[-1]
+    toml = tmp_path/'mlkit.toml'
+    toml.write_text("[mlkit]\nmax_fairness_gap = 1.0\n\n[mlkit.models.adult]\nmax_fairness_gap = 0.01\nbreach_rule = 'point'\n")
+    p = tmp_path/'cur.csv'; load_adult('test').sample(3000, random_state=21).to_csv(p, index=False)
+    menv = {**env, 'MLKIT_SETTINGS': str(toml)}
+    r1, own = run_monitor(menv, '--current', p, '--model', tag)
+    r2, oth = run_monitor(menv, '--current', p, '--model', other)
+    assert (r1.returncode, r2.returncode) == (3, 0), (r1.stderr[-2000:], r2.stderr[-2000:])
+    assert (own['thresholds']['max_fairness_gap'], own['thresholds']['breach_rule']) == (0.01, 'point')
+    assert (oth['thresholds']['max_fairness_gap'], oth['thresholds']['breach_rule']) == (1.0, 'interval')
+    assert own['fairness'] == oth['fairness']          # the same weights on the same rows: only the thresholds differ
+    assert {b['name'] for b in own['breaches']} == {f'fairness:{a}:{k}' for a, f in own['fairness'].items()
+                                                    for k in ('demographic_parity_difference', 'equalized_odds_difference') if (f[k] or 0) > 0.01}
+    assert any(b['name'] == 'fairness:sex:demographic_parity_difference' for b in own['breaches']) and oth['breaches'] == []
+
 def test_sampling_stated(env, tmp_path):
     te = load_adult('test')
     p = tmp_path/'big.csv'; te.to_csv(p, index=False)
@@ -149,8 +170,9 @@ def test_from_log_after_real_traffic_with_delayed_labels(env, home, tmp_path):
     # delayed ground truth, one label per request id (here: a request's rows share the id, so label by row order)
     labels = tmp_path/'labels.csv'
     pd.DataFrame({'request_id': [f'batch-{i}' for i in range(0, 300, 30)], ADULT_TARGET: te[ADULT_TARGET].iloc[::30].tolist()}).to_csv(labels, index=False)
-    r, res = run_monitor(env, '--from-log', '--labels', labels, *LOOSE)
-    assert r.returncode in (0, 3), r.stderr[-2000:]
+    # an accuracy floor above 1: the joined labels give a live accuracy, which breaches it (exit 3) whatever the model
+    r, res = run_monitor(env, '--from-log', '--labels', labels, *LOOSE, '-t', 'min_accuracy', '1.01')
+    assert r.returncode == 3 and 'min_accuracy' in {b['name'] for b in res['breaches']}, r.stderr[-2000:]
     assert res['rows'] >= 300 and res['source'] == 'log' and res['model'] == home[1]
     assert res['quality']['labelled_rows'] >= 300 and res['freshness']['age_hours'] < 1
 

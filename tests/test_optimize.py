@@ -68,20 +68,10 @@ def test_serving_import_stays_light():
 # --- a registered Adult model: derive, card, verification, gates ---
 
 @pytest.fixture(scope='module')
-def parent_dir(tmp_path_factory):
-    "A small trained Adult model folder with its schema, reference sample and a card naming its data (as a training run registers it)."
-    from mlkit.train import fit, TrainParams
-    from mlkit.runs import evaluate_predictor
-    tr, te = load_adult()
-    s = infer_schema(tr, ADULT_TARGET, ADULT_SENSITIVE)
-    r = fit(tr.sample(4000, random_state=0), s, TrainParams(max_epochs=4), progress=False, logger=False)
-    d = tmp_path_factory.mktemp('parent')
-    r.predictor.save(d); s.save(d/'schema.json')
-    tr.sample(2000, random_state=1).to_parquet(d/O.REFERENCE, index=False)
-    card = dict(target=ADULT_TARGET, sensitive=ADULT_SENSITIVE, data='bundled:adult', seed=0, task='binary',
-                data_options={}, metrics=evaluate_predictor(r.predictor, te, s, resamples=0)[0])
-    (d/'card.json').write_text(json.dumps(card, default=str))
-    return d
+def parent_dir(adult_model):
+    "A small trained Adult model folder with its schema, reference sample and a card naming its data (as a training run
+    registers it): conftest's session `adult_model` (4,000 rows, 4 epochs; read-only, `register` copies it)."
+    return adult_model
 
 @pytest.fixture
 def home(monkeypatch, parent_dir):
@@ -94,7 +84,7 @@ def home(monkeypatch, parent_dir):
     return tag
 
 def test_derived_model_registered_gated_candidate(home):
-    from mlkit.loop import optimize_model
+    from mlkit.gates import optimize_model
     from mlkit.registry import alias_target, card, model_path, verify_folder, list_models
     s = optimize_model(home, int8=True, out=sys.stderr)
     assert s['status'] == 'candidate', (s.get('reason'), [g for g in s['gates'] if not g['passed']])
@@ -120,7 +110,7 @@ def test_derived_model_registered_gated_candidate(home):
     with pytest.raises(Exception, match='already optimized'): O.derive(new)
 
 def test_rejected_derived_model_is_not_candidate(home, monkeypatch):
-    from mlkit.loop import optimize_model
+    from mlkit.gates import optimize_model
     from mlkit.registry import alias_target, list_models
     monkeypatch.setenv('MLKIT_MIN_ACCURACY', '0.999')                    # a gate no model passes
     s = optimize_model(home, out=sys.stderr)

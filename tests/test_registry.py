@@ -7,13 +7,9 @@ from mlkit.data import load_adult, infer_schema, ADULT_TARGET, ADULT_SENSITIVE
 from mlkit.train import fit, TrainParams
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-    tr, te = load_adult()
-    s = infer_schema(tr, ADULT_TARGET, ADULT_SENSITIVE)
-    r = fit(tr.sample(1500, random_state=0), s, TrainParams(max_epochs=1), progress=False, logger=False)
-    d = tmp_path_factory.mktemp('model')
-    r.predictor.save(d); s.save(d/'schema.json')
-    return d
+def trained(adult_model):
+    "A trained Adult model folder: conftest's session `adult_model` (read-only; `register` copies it)."
+    return adult_model
 
 @pytest.fixture
 def reg(monkeypatch, tmp_path):

@@ -3,7 +3,7 @@ import json, os, signal, socket, subprocess, sys, time, concurrent.futures as cf
 from pathlib import Path
 import numpy as np, pandas as pd
 import httpx, pytest
-from conftest import mlkit_cmd
+from conftest import mlkit_cmd, copy_home
 from mlkit.data import load_adult, infer_schema, ADULT_TARGET, ADULT_SENSITIVE
 from mlkit.train import fit, TrainParams
 
@@ -12,19 +12,9 @@ def free_port():
         s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
 @pytest.fixture(scope='module')
-def home(tmp_path_factory):
-    "An isolated MLKIT_HOME with one registered model promoted to production."
-    h = tmp_path_factory.mktemp('home')
-    env = {**os.environ, 'MLKIT_HOME': str(h)}
-    env.pop('BENTOML_HOME', None)
-    code = ("from mlkit.data import *; from mlkit.train import *; from mlkit.registry import register, promote\n"
-            "tr, te = load_adult(); s = infer_schema(tr, ADULT_TARGET, ADULT_SENSITIVE)\n"
-            "r = fit(tr.sample(3000, random_state=0), s, TrainParams(max_epochs=2), progress=False, logger=False)\n"
-            f"d = {str(h / 'm')!r}; r.predictor.save(d); s.save(d + '/schema.json')\n"
-            "t = register(d, 'adult', {'run_id': 'test'}); promote(t, reason='test'); print(t)")
-    out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return h, out.stdout.strip().splitlines()[-1]
+def home(tmp_path_factory, adult_home):
+    "An isolated MLKIT_HOME with one registered model promoted to production: a copy of conftest's session `adult_home`."
+    return copy_home(adult_home, tmp_path_factory.mktemp('home'))
 
 def start_server(home, **extra_env):
     port = free_port()
@@ -420,3 +410,27 @@ def test_explain_endpoint_off_by_default_and_explains_when_on(server, rows, monk
         bad = httpx.post(url2 + '/explain', content=json.dumps(dict(rows=[{'age': 'old'}])), headers=hdr, timeout=60)
         assert bad.status_code == 400                        # the same validation as /predict
     finally: stop(p)
+
+def test_serving_knobs_are_settings():
+    "Issue 16: every serving variable is a `Settings` field (MLKIT_<NAME> works through it); the API token is never printed."
+    import dataclasses, re
+    import mlkit.serving, mlkit.predlog, mlkit.optimize
+    from mlkit.config import Settings, load_settings
+    for m in (mlkit.serving, mlkit.predlog, mlkit.optimize):
+        assert not re.search(r"os\.environ(\.get)?\(?\[?'MLKIT_", Path(m.__file__).read_text()), f'{m.__name__} reads MLKIT_* itself'
+    knobs = {'model', 'alias', 'workers', 'max_rows', 'max_body_bytes', 'max_batch_size', 'max_concurrency', 'timeout_s', 'fast_path',
+             'access_log', 'tracing', 'canary_mode', 'canary_share', 'backend', 'onnx_threads', 'torch_threads', 'api_token',
+             'prometheus_dir', 'prediction_log', 'log_fsync'}
+    assert knobs <= {f.name for f in dataclasses.fields(Settings)}
+    env = dict(MLKIT_MAX_ROWS='7', MLKIT_WORKERS='cpu_count', MLKIT_FAST_PATH='0', MLKIT_MAX_CONCURRENCY='64', MLKIT_API_TOKEN='s3cret')
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try: s = load_settings()
+    finally:
+        for k, v in old.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+    assert (s.max_rows, s.workers, s.fast_path, s.max_concurrency, s.api_token) == (7, 'cpu_count', False, 64, 's3cret')
+    assert 's3cret' not in repr(s) and 's3cret' not in str(s)
+    o = mlkit.serving.service_options(s)
+    assert (o['workers'], o['traffic']) == ('cpu_count', dict(timeout=30.0, max_concurrency=64))

@@ -7,28 +7,24 @@ from mlkit.config import load_settings
 from mlkit.slo import alert_rules, dashboards, parse_metrics, request_slis
 from mlkit.ops import export_ops
 
-def test_slo_against_running_service(tmp_path):
+def test_slo_against_running_service(tmp_path, adult_registered):
     from test_serving import start_server, stop
-    env = {**os.environ}; env.pop('BENTOML_HOME', None)
-    code = ("from mlkit.data import *; from mlkit.train import *; from mlkit.registry import register, promote\n"
-            "tr, te = load_adult(); s = infer_schema(tr, ADULT_TARGET, ADULT_SENSITIVE)\n"
-            "r = fit(tr.sample(1500, random_state=0), s, TrainParams(max_epochs=1), progress=False, logger=False)\n"
-            f"d = {str(tmp_path / 'm')!r}; r.predictor.save(d); s.save(d + '/schema.json')\n"
-            "promote(register(d, 'adult'))")
-    assert subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, timeout=300).returncode == 0
+    env = {**os.environ}; env.pop('BENTOML_HOME', None)       # adult_registered: a production model in this test's MLKIT_HOME
     from mlkit.data import load_adult, ADULT_TARGET
     recs = json.loads(load_adult('test').drop(columns=[ADULT_TARGET]).head(20).to_json(orient='records'))
     p, url = start_server(os.environ['MLKIT_HOME'])
     try:
         for i in range(20): assert httpx.post(url + '/predict', json={'rows': [recs[i]]}).status_code == 200
         for i in range(3): assert httpx.post(url + '/predict', json={'rows': []}).status_code == 400
-        r = subprocess.run(mlkit_cmd('slo', '--url', url, '--json'), capture_output=True, text=True, env=env, timeout=60)
+        # a latency objective no loaded test machine misses: every SLO with a value is met, so exit 0
+        r = subprocess.run(mlkit_cmd('slo', '--url', url, '--json'), capture_output=True, text=True,
+                           env={**env, 'MLKIT_SLO_LATENCY_P95_MS': '60000'}, timeout=60)
     finally: stop(p)
-    assert r.returncode in (0, 3), r.stderr
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     rows = {x['sli']: x for x in json.loads(r.stdout)['slos']}
     av = rows['availability']
     assert av['requests'] == 23 and av['value'] == 1.0 and av['met'] is True and av['burn_rate'] == 0 and av['error_budget_left'] == 1
-    assert rows['latency_p95_ms']['value'] is not None and rows['latency_p95_ms']['value'] > 0
+    assert rows['latency_p95_ms']['value'] is not None and rows['latency_p95_ms']['value'] > 0 and rows['latency_p95_ms']['met'] is True
     assert rows['accuracy']['value'] is None and rows['accuracy']['met'] is None    # no monitor report yet
 
 def test_burn_rate_math():

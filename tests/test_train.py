@@ -181,10 +181,9 @@ def test_multiclass_encode_target_unknown_class():
     with pytest.raises(Exception, match=r"not in the classes.*'medium'"): ft.encode_target(['high', 'medium'])
 
 def test_multiclass_split_keeps_every_class_in_training():
-    from mlkit.train import split_train_val
+    from mlkit.data import split_rows
     df = pd.DataFrame({'x': np.arange(64.0), 'y': ['a'] * 40 + ['b'] * 20 + ['c'] * 2 + ['d'] * 2})
-    s = Schema({'x': Column('numeric')}, 'y', task='multiclass', classes=['a', 'b', 'c', 'd'])
-    tr, va = split_train_val(df, s, 0.5, 0)
+    tr, va = split_rows(df, 'y', 0.5, 0)
     assert set(tr.y) == {'a', 'b', 'c', 'd'} and va.y.value_counts().to_dict() == {'a': 20, 'b': 10, 'c': 1, 'd': 1}
 
 def _dated(n=80, seed=0):
@@ -256,14 +255,13 @@ def test_training_rows_is_what_fit_trains_on():
     res = fit(df, s, p, progress=False, logger=False)
     assert res.train_rows + res.val_rows == len(rows)
 
-def test_split_train_val_uses_the_shared_rule():
-    from mlkit.train import split_train_val
-    from mlkit.data import stratified_mask
+def test_one_splitter_for_validation_and_test():
+    from mlkit.data import stratified_mask, split_rows, holdout_split, HOLDOUT_SALT
     import mlkit.train as mt
-    assert not hasattr(mt, '_as_category')
+    assert not hasattr(mt, '_as_category') and not hasattr(mt, 'split_train_val')
     df = pd.DataFrame({'x': np.arange(50.0), 'y': ['a'] * 45 + ['b'] * 3 + ['c'] * 2})
-    s = Schema({'x': Column('numeric')}, 'y', task='multiclass', classes=['a', 'b', 'c'])
-    tr, va = split_train_val(df, s, 0.1, 7)
+    tr, va = split_rows(df, 'y', 0.1, 7)
+    assert holdout_split(df, 'y', 0.1, 7 - HOLDOUT_SALT)[1].equals(va)
     assert va.y.value_counts().to_dict() == {'a': 4, 'b': 1, 'c': 1} and set(tr.y) == {'a', 'b', 'c'}   # each class on both sides
     m = stratified_mask(df.y, 0.1, np.random.default_rng(7))
     assert va.x.tolist() == df.x[m].tolist()
