@@ -14,9 +14,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
-ORDER = ['startup', 'run_overhead', 'sweep', 'training', 'serving', 'network_cost', 'monitor', 'monitor_noise', 'corpus']   # sweep before training: it uses the sweep's best
+ORDER = ['startup', 'run_overhead', 'sweep', 'training', 'serving', 'network_cost', 'monitor', 'monitor_noise', 'scale', 'corpus']   # sweep before training: it uses the sweep's best
 SCRIPT = dict(corpus='corpus.py')          # `make corpus`: the full `mlkit run` on every table of tests/corpus.py
-TIMEOUT = dict(sweep=2100, corpus=9000, monitor_noise=2400)
+TIMEOUT = dict(sweep=2100, corpus=9000, monitor_noise=2400, scale=7200)
 ARGS = dict(corpus=['--sweep-trials', '4'])     # `make bench` adds a small sweep per corpus table (`make corpus` runs none)
 QUICK = dict(startup=['--help-runs', '5', '--serve-runs', '1'], run_overhead=['--repeats', '1'],
              sweep=['--trials', '2', '--cv', '2', '--limit-rows', '2000', '--max-epochs', '1', '--timeout', '60'],
@@ -25,6 +25,7 @@ QUICK = dict(startup=['--help-runs', '5', '--serve-runs', '1'], run_overhead=['-
              serving=['--duration', '3', '--warmup', '1', '--profile-seconds', '3', '--profiles', 'c64'],
              monitor=['--sizes', '10000', '100000', '--repeats', '1'],
              monitor_noise=['--samples', '3', '-p', 'max_epochs', '2'],
+             scale=['--sizes', '100000', '1000000', '--ddp-sizes', '100000', '--limit-rows', '100000'],
              corpus=['--max-rows', '5000', '--epochs', '2', '--simulate-rows', '100'])
 
 def ensure_wrk():

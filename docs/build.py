@@ -283,6 +283,16 @@ def render_markdown(src: Path, section: str, out: str|None = None, title: str|No
     text = src.read_text()
     return Page(out or md_page_name(src), title or md_title(text, src.stem), section, markdown(text), src)
 
+def _resolvable(obj):
+    "`obj`, or for a function of a module that imports pandas/numpy lazily a copy whose globals also hold `pd`/`np`, so show_doc can evaluate its annotations."
+    import types, functools, importlib
+    f = getattr(obj, '__func__', obj)
+    if not isinstance(f, types.FunctionType) or all(k in f.__globals__ for k in ('pd', 'np')): return obj
+    g = {**f.__globals__, **{k: importlib.import_module(m) for k, m in (('pd', 'pandas'), ('np', 'numpy')) if k not in f.__globals__}}
+    c = types.FunctionType(f.__code__, g, f.__name__, f.__defaults__, f.__closure__)
+    functools.update_wrapper(c, f); del c.__wrapped__; c.__kwdefaults__ = f.__kwdefaults__
+    return c
+
 def api_page(errors: list, warnings: list) -> Page:
     "Every symbol of mlkit/_modidx.py through nbdev's show_doc, grouped by module."
     import importlib
@@ -306,7 +316,7 @@ def api_page(errors: list, warnings: list) -> Page:
             obj = m
             try:
                 for a in full[len(mod) + 1:].split('.'): obj = getattr(obj, a)
-                doc = show_doc(obj, name=full[len(mod) + 1:], title_level=3)
+                doc = show_doc(_resolvable(obj), name=full[len(mod) + 1:], title_level=3)
                 md = _ATTR.sub('', doc._repr_markdown_() if doc is not None else f'### {full}')
             except AttributeError as e:
                 errors.append(f"api: {full} is in mlkit/_modidx.py but not in {mod}: {e}"); continue

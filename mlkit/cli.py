@@ -38,17 +38,19 @@ def _options(a) -> dict:
 
 # %% ../nbs/10_cli.ipynb #14d33ca2
 def _cmd_validate(a):
-    from mlkit.data import validate_file, read_table, discover
-    if a.schema: rep = validate_file(a.data, a.target, a.schema, a.sensitive or (), encoding=a.encoding)
-    else: _, rep = discover(read_table(a.data, encoding=a.encoding), a.target, a.sensitive or (), path=a.data, **_options(a))
+    "`mlkit data validate`: `data.validate_file` (a large Parquet table streams: never read whole)."
+    from mlkit.data import validate_file
+    rep = validate_file(a.data, a.target, a.schema, a.sensitive or (), encoding=a.encoding, **({} if a.schema else _options(a)))
     print(json.dumps(rep.to_dict(), indent=1) if a.json else rep)
     return 0 if rep.ok else 3
 
 # %% ../nbs/10_cli.ipynb #47035ed2
 def _cmd_schema(a):
-    from mlkit.data import read_table, discover
-    sch, rep = discover(read_table(a.data, encoding=a.encoding), a.target, a.sensitive or (), positive_class=a.positive_class,
-                        path=a.data, **_options(a))
+    "`mlkit data schema`: `discover` the table, or `discover_table` (a sample, then one streaming pass) when it streams."
+    from mlkit.data import read_table, discover, discover_table, stream_decision
+    if stream_decision(a.data)[0]: sch, rep, _ = discover_table(a.data, a.target, a.sensitive or (), a.positive_class, **_options(a))
+    else: sch, rep = discover(read_table(a.data, encoding=a.encoding), a.target, a.sensitive or (), positive_class=a.positive_class,
+                              path=a.data, **_options(a))
     rep.raise_if_invalid(str(a.data))
     if a.out: print(f"schema written to {sch.save(a.out)}", file=sys.stderr)
     else: print(json.dumps(sch.to_dict(), indent=1, default=str))

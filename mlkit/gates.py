@@ -135,17 +135,17 @@ def gates(cand: dict, prod: dict|None, s: Settings, validation_ok: bool = True, 
     return out + _fairness_gates(cand, s) + (production_gates(cand, prod, s) if prod else [])
 
 # %% ../nbs/09b_gates.ipynb #c745a764
-def model_metrics(tag: str, heldout: pd.DataFrame):
-    "Metrics of the registered model `tag` on `heldout` (its saved schema decides target and sensitive columns)."
+def model_metrics(tag: str, heldout):
+    "Metrics of the registered model `tag` on `heldout`, a frame or a streamed `TablePart` scored batch by batch (its saved schema decides target and sensitive columns); point values and analytic intervals only, no bootstrap."
     from mlkit.registry import load_predictor, model_path
     from mlkit.data import Schema
     _, pred = load_predictor(tag)
     schema = Schema.load(model_path(tag)/'schema.json')
-    return evaluate_predictor(pred, heldout, schema)[0]
+    return evaluate_predictor(pred, heldout, schema, resamples=0)[0]   # the gates compare point values: no bootstrap
 
 # %% ../nbs/09b_gates.ipynb #881f745a
-def judge(tag: str, metrics: dict, heldout: pd.DataFrame, s: Settings, validation_ok: bool = True, pred=None) -> dict:
-    "Every gate for registered model `tag` (evaluated `metrics`; probed with `pred`, default its torch predictor) against production on `heldout`."
+def judge(tag: str, metrics: dict, heldout, s: Settings, validation_ok: bool = True, pred=None) -> dict:
+    "Every gate for registered model `tag` (evaluated `metrics`; probed with `pred`, default its torch predictor) against production on `heldout` (a frame or a streamed `TablePart`: production is scored on every held-out row, batch by batch)."
     from mlkit.registry import alias_target, load_predictor, model_path
     from mlkit.monitoring import REFERENCE
     prod = alias_target('production')

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 import pandas as pd
 from .config import MlkitError, model_settings, new_run_id
-from .data import load_recorded
+from .data import load_recorded, frame_of
 from .runs import run_record, train_run, data_stage, format_data_summary, format_metrics, model_name
 from .gates import judge, gate_line
 
@@ -17,8 +17,9 @@ from .gates import judge, gate_line
 __all__ = ['simulated_batch', 'score_through_service', 'main_job', 'format_summary']
 
 # %% ../nbs/09g_job.ipynb #a560a913
-def simulated_batch(test: pd.DataFrame, n: int = 2000, seed: int = 0, shift_col: str|None = 'age', threshold=45) -> pd.DataFrame:
-    "`n` rows of `test`, 80% of them with `shift_col` >= `threshold` (a visible shift; plain sample if no such column)."
+def simulated_batch(test, n: int = 2000, seed: int = 0, shift_col: str|None = 'age', threshold=45) -> pd.DataFrame:
+    "`n` rows of `test`, 80% of them with `shift_col` >= `threshold` (a visible shift; plain sample if no such column); a streamed `TablePart`: drawn from a uniform sample of `20 n` of its rows."
+    test = frame_of(test, 20 * n, seed)
     n = min(n, len(test))
     if shift_col is None or shift_col not in test.columns or not pd.api.types.is_numeric_dtype(test[shift_col]):
         return test.sample(n, random_state=seed).reset_index(drop=True)

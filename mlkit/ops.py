@@ -32,7 +32,10 @@ TRAIN_IMAGE = 'mlkit-train:latest'      # an image with this project installed (
 DATA = '/data/labelled/latest.parquet'  # newly labelled rows, on the `mlkit-data` volume
 PORT, RDZV_PORT, PRESTOP_S = 3000, 29500, 5
 SERVICE_SETTINGS = ('log_max_bytes', 'log_keep_days', 'log_max_total_bytes', 'log_sample_rate', 'log_required',
-                    'shutdown_grace_s', 'canary_share', 'ab_unit')
+                    'shutdown_grace_s', 'canary_share', 'ab_unit', 'workers', 'max_rows', 'max_body_bytes',
+                    'max_batch_size', 'max_concurrency', 'timeout_s', 'fast_path', 'canary_mode', 'backend',
+                    'onnx_threads', 'torch_threads', 'log_fsync', 'explain_endpoint', 'explain_max_rows')
+# not here: api_token (a secret: mount it from a Secret), model/alias and prediction_log (set per deployment)
 
 def _labels(component: str) -> dict: return {'app.kubernetes.io/name': 'mlkit', 'app.kubernetes.io/component': component}
 

@@ -61,7 +61,11 @@ def _training_rows(rec, prod, data, target, sensitive, options, params, s) -> di
     from mlkit.data import Schema
     card, schema, ref, heldout = {}, None, None, None
     if prod:
-        card = model_card(prod); ref = training_data_of(card)      # hash-checked: the rows production was trained on
+        card = model_card(prod)
+        if (card.get('data_options') or {}).get('stream'): raise MlkitError(
+            f"retraining {prod} is not supported yet: it was trained on a streamed table ({card.get('data')}), and a retrain "
+            "joins production's training rows in memory; train on the grown table with `mlkit train` or `mlkit run` instead")
+        ref = training_data_of(card)      # hash-checked: the rows production was trained on
         _, heldout, schema = load_recorded(card)
         target, sensitive = target or schema.target, sensitive if sensitive is not None else schema.sensitive
     opts, ok, frames = _data_roles(card, schema, options), True, [ref] if prod else []

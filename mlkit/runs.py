@@ -143,12 +143,22 @@ def _scored(pred, df, schema, thr: float, ev, sens: dict) -> tuple:
     for k, c in enumerate(pred.classes): preds[f'p_{c}'] = out['proba'][:, k]
     return ev(y, out['proba'], sens or None, 'multiclass', classes=pred.classes), preds
 
+# %% ../nbs/09_runs.ipynb #13747f74
+def _streamed(pred, df, schema) -> tuple:
+    "`(pred, df)` as given for a frame; a streamed `TablePart`: its labelled rows' target, sensitive and ID columns and a `Scored` predictor (`stream.score_part`)."
+    import pandas as pd
+    if isinstance(df, pd.DataFrame): return pred, df
+    from mlkit.stream import score_part, Scored
+    rows, outs = score_part(pred, df, schema, load_settings().stream_batch_rows)
+    return Scored(pred, outs), rows
+
 # %% ../nbs/09_runs.ipynb #53074691
 def evaluate_predictor(pred, df: pd.DataFrame, schema, threshold: float|None = None, resamples: int|None = None,
                        min_group_size: int|None = None):
-    "Metrics (quality + fairness, with intervals) and the predictions frame of `pred` on `df`; `resamples=0` skips the bootstrap; None: the settings."
+    "Metrics (quality + fairness, with intervals) and the predictions frame of `pred` on `df` (a frame or a streamed `TablePart`); `resamples=0` skips the bootstrap; None: the settings."
     from functools import partial
     from mlkit.metrics import evaluate_predictions
+    pred, df = _streamed(pred, df, schema)
     if schema.target not in df.columns: raise DataError(f"evaluation data lacks the target column {schema.target!r}")
     df = df[df[schema.target].notna()].reset_index(drop=True)
     if len(df) == 0: raise DataError("evaluation data has no labelled rows")
@@ -253,7 +263,8 @@ def register_run(rdir, name: str, extra: dict|None = None) -> str:
     rdir = Path(rdir)
     pj = json.loads((rdir/'params.json').read_text())
     card = _card(rdir, pj, extra)
-    reference_sample(training_data_of(card), 5000, pj.get('seed', 0)).to_parquet(rdir/'model'/REFERENCE, index=False)
+    rows = training_data_of(card, load_settings().reference_max_rows, pj.get('seed', 0))   # bounded: a streamed table is never read whole
+    reference_sample(rows, 5000, pj.get('seed', 0)).to_parquet(rdir/'model'/REFERENCE, index=False)
     if load_settings().export_onnx:      # served by ONNX Runtime when it passes parity (`optimize.attach_onnx`)
         from mlkit.optimize import attach_onnx
         card['onnx'] = attach_onnx(rdir/'model')

@@ -1,7 +1,7 @@
 """Shared test setup: every test's own MLKIT_HOME (autouse), the `slow` marker, and session fixtures built once per run.
 
 `make test-fast` runs `-m "not slow"`: a test is slow when it is marked `@pytest.mark.slow`, lives in a module listed in
-SLOW_MODULES, or uses a fixture listed in SLOW_FIXTURES (a trained model, a server, a papermill run).
+SLOW_MODULES, is named in SLOW_TESTS, or uses a fixture listed in SLOW_FIXTURES (a trained model, a server, a papermill run).
 
 Session fixtures (one build per `pytest` run, shared by the xdist workers through a lock; read-only):
 - `adult_data`: Adult's train and test tables and their schema.
@@ -42,10 +42,18 @@ SLOW_MODULES = {'test_contract', 'test_corpus', 'test_ddp', 'test_lifecycle', 't
 SLOW_FIXTURES = {'adult_model', 'adult_home', 'adult_registered', 'home', 'server', 'mc_home', 'loop_home', 'trained',
                  'parent_dir', 'planted', 'multiclass_fit', 'single', 'exported'}
 
+# single tests that run a notebook (papermill) or a full CLI command, by name (measured with --durations)
+SLOW_TESTS = {'test_train_and_evaluate_papermill_end_to_end', 'test_failing_run_is_recorded', 'test_plain_papermill_cli',
+              'test_schema_file_is_a_contract_for_train', 'test_cli_train_with_own_network', 'test_regression_monitoring_reports_rmse',
+              'test_sampling_stated', 'test_exit_codes', 'test_serving_import_stays_light', 'test_bentoml_build',
+              'test_streamed_run_registers_gates_and_simulates', 'test_int8_within_tolerance_and_smaller',
+              'test_fp32_parity_and_same_outputs', 'test_unexportable_network_clear_error'}
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         mod = item.module.__name__.rpartition('.')[2] if item.module else ''
-        if mod in SLOW_MODULES or SLOW_FIXTURES & set(getattr(item, 'fixturenames', ())):
+        if (mod in SLOW_MODULES or getattr(item, 'originalname', item.name) in SLOW_TESTS
+                or SLOW_FIXTURES & set(getattr(item, 'fixturenames', ()))):
             item.add_marker(pytest.mark.slow)
 
 # --- session fixtures -----------------------------------------------------------------------------------------------

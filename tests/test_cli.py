@@ -1,4 +1,5 @@
 import json, subprocess, sys
+import pytest
 from pathlib import Path
 from conftest import mlkit_cmd
 from mlkit import __version__
@@ -139,3 +140,18 @@ def test_explain_flags_reach_the_library(monkeypatch, capsys):
     assert main(['explain', '--request-id', 'r1']) == 0 and seen['request'] == ('r1',)
     assert 'request r1 answered by model m:1' in capsys.readouterr().out
     assert main(['explain']) == 2 and main(['explain', 'm:1', '--request-id', 'r1']) == 2
+
+def test_data_commands_stream_a_large_table(tmp_path, monkeypatch, capsys):
+    "`mlkit data validate` and `data schema` on a table that streams (MLKIT_STREAM_ROWS below its rows): never read whole."
+    import numpy as np, pandas as pd, mlkit.data as D
+    from mlkit.cli import main
+    rng = np.random.default_rng(0); n = 3000
+    df = pd.DataFrame(dict(x=rng.normal(size=n), k=rng.choice(['a', 'b'], n), y=rng.choice(['no', 'yes'], n)))
+    (tmp_path/'t').mkdir()
+    for j, ix in enumerate(np.array_split(np.arange(n), 3)): df.iloc[ix].to_parquet(tmp_path/'t'/f'p{j}.parquet', index=False)
+    monkeypatch.setenv('MLKIT_STREAM_ROWS', '1000'); monkeypatch.setenv('MLKIT_QUANTILE_SAMPLE_ROWS', '500')
+    monkeypatch.setattr(D, 'read_table', lambda *a, **k: pytest.fail('read the whole table'))
+    assert main(['data', 'validate', '--data', str(tmp_path/'t'), '--target', 'y', '--json']) == 0
+    assert json.loads(capsys.readouterr().out)['rows'] == 3000
+    assert main(['data', 'schema', '--data', str(tmp_path/'t'), '--target', 'y', '--out', str(tmp_path/'s.json')]) == 0
+    assert json.loads((tmp_path/'s.json').read_text())['task'] == 'binary'

@@ -22,7 +22,7 @@ ALLOWED = {
     'monitoring': {'stats', 'config', 'data', 'metrics', 'model', 'registry', 'predlog', 'explain'},  # reads the log, not the service
     'slo': {'stats', 'config', 'metrics', 'monitoring', 'registry'},
     'ops': {'config', 'slo', 'monitoring', 'registry'},                              # generated operations files
-    'runs': {'stats', 'config', 'data', 'features', 'model', 'train', 'metrics', 'registry', 'monitoring', 'explain', 'optimize'},
+    'runs': {'stats', 'config', 'data', 'features', 'model', 'train', 'metrics', 'registry', 'monitoring', 'explain', 'optimize', 'stream'},
     'sweep': {'config', 'data', 'features', 'model', 'train', 'metrics', 'registry', 'runs'},
     'gates': {'stats', 'config', 'data', 'metrics', 'model', 'registry', 'monitoring', 'runs', 'optimize'},   # promotion gates, judge, optimize_model
     'retrain': {'config', 'data', 'metrics', 'registry', 'runs', 'gates'},

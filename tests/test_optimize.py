@@ -69,8 +69,8 @@ def test_serving_import_stays_light():
 
 @pytest.fixture(scope='module')
 def parent_dir(adult_model):
-    "A small trained Adult model folder with its schema, reference sample and a card naming its data (as a training run
-    registers it): conftest's session `adult_model` (4,000 rows, 4 epochs; read-only, `register` copies it)."
+    """A small trained Adult model folder with its schema, reference sample and a card naming its data (as a training run
+    registers it): conftest's session `adult_model` (4,000 rows, 4 epochs; read-only, `register` copies it)."""
     return adult_model
 
 @pytest.fixture

@@ -178,3 +178,39 @@ def test_torchrun_streams_a_shard_per_rank(parts, tmp_path, monkeypatch):
     res = fit_torchrun(train, schema, dict(max_epochs=1, network='mlp', hidden=(16,)), tmp_path/'run', 'ddp-stream', nproc_per_node=2)
     assert (tmp_path/'run'/INPUTS/'train.json').exists() and not (tmp_path/'run'/INPUTS/'train.parquet').exists()
     assert res.params['streamed'] and res.epochs == 1 and 0.5 < res.val_metrics['accuracy'] <= 1
+
+def test_streamed_run_registers_gates_and_simulates(tab, tmp_path, monkeypatch):
+    "A run on a table forced to stream, past training: `register_run` (a bounded reference sample), the gates (production scored on the streamed test part) and the main job's simulated batch."
+    import io, shutil
+    from pathlib import Path
+    from mlkit.config import write_json, model_settings
+    from mlkit.runs import evaluate_predictor, register_run
+    from mlkit.registry import promote, model_path
+    from mlkit.monitoring import REFERENCE
+    from mlkit.gates import judge
+    from mlkit.job import simulated_batch
+    for k, v in dict(STREAM_ROWS=1000, QUANTILE_SAMPLE_ROWS=2000, STREAM_BATCH_ROWS=300, REFERENCE_MAX_ROWS=800, BOOTSTRAP_RESAMPLES=20).items():
+        monkeypatch.setenv(f'MLKIT_{k}', str(v))
+    train, test, schema = load_for_run(tab, 'y', ['g'], id_columns=['id'])
+    assert not isinstance(test, pd.DataFrame)                  # TableParts: a pandas call on them would fail
+    rdir = tmp_path/'run0'
+    res = ms.fit_stream(train, schema, TrainParams(max_epochs=1, network='mlp', hidden=(16,)), run_dir=rdir, progress=False, logger=False)
+    schema.save(Path(res.model_dir)/'schema.json')
+    m, _ = evaluate_predictor(res.predictor, test, schema, resamples=0)          # the streamed test part, batch by batch
+    write_json(rdir/'metrics.json', m)
+    write_json(rdir/'params.json', dict(run_id='run0', params=res.params, data=str(tab), target='y', sensitive=['g'], seed=0,
+                                        data_options=dict(id_columns=['id'], stream=True), data_hash=data_hash(train),
+                                        test_data_hash=data_hash(test), schema=schema.to_dict()))
+    shutil.copytree(rdir, tmp_path/'run1')
+    tags = [register_run(tmp_path/f'run{i}', 'tab') for i in range(2)]
+    ref = pd.read_parquet(model_path(tags[0])/REFERENCE)
+    assert len(ref) == 800 and {'x', 'k', 'y'} <= set(ref.columns)  # reference_max_rows, not the whole table
+    promote(tags[0], 'production', reason='test')
+    j = judge(tags[1], m, test, model_settings('tab'))           # production is evaluated on the streamed test part
+    assert j['production'] == tags[0] and j['production_metrics']['rows'] == m['rows'] == len(test)
+    assert j['production_metrics']['accuracy'] == m['accuracy']
+    assert {'probe', 'vs_production:accuracy', 'vs_production:roc_auc'} <= {g['gate'] for g in j['gates'] if g['passed']}
+    b = simulated_batch(test, 100, shift_col='x', threshold=0.5)
+    assert len(b) == 100 and int((b.x >= 0.5).sum()) == 80 and (test.codes(b) == TEST).all()
+    from mlkit.retrain import retrain
+    with pytest.raises(Exception, match='trained on a streamed table'): retrain(out=io.StringIO())
