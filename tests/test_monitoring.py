@@ -101,12 +101,12 @@ def old_rule_gap(fairness: dict) -> float:
                for f in fairness.values() for k in ('selection_rate', 'tpr', 'fpr'))
 
 def test_same_distribution_samples_do_not_breach(env, home, tmp_path):
-    "The issue's false alarm: 20 random 3,000-row samples of the test file, labels included, breach nothing under the default rule."
+    "The issue's false alarm: 8 random 3,000-row samples of the test file, labels included, breach nothing under the default rule (bench_monitor_noise runs 20)."
     from mlkit.monitoring import monitor
     from mlkit.config import load_settings
     te, s = load_adult('test'), load_settings()
     found, drifted, point = [], [], 0
-    for seed in range(20):
+    for seed in range(8):
         p = tmp_path/f'c{seed}.parquet'; te.sample(3000, random_state=100 + seed).to_parquet(p)
         res = monitor(p, settings=s, workspace=False, out_dir=tmp_path/f'm{seed}')
         found += [b['name'] for b in res['breaches']]
@@ -115,7 +115,7 @@ def test_same_distribution_samples_do_not_breach(env, home, tmp_path):
         assert f['small_groups'] and all(f['groups'][g]['small'] and f['groups'][g]['count'] < 50 for g in f['small_groups'])
         point += old_rule_gap(res['fairness']) > s.max_fairness_gap
     assert found == [] and drifted == [], (found, drifted)    # drift is unchanged: no feature drifts on same-distribution samples
-    assert point >= 5, point     # the old rule (point estimates over every group) paged on these samples: 12 of 20 when written
+    assert point >= 2, point     # the old rule (point estimates over every group) pages on some of these samples
     shifted = te[(te.age > 45) & (te.sex == 'Male')]
     p = tmp_path/'shift.parquet'; shifted.to_parquet(p)
     assert {'drift_share', 'prediction_drift'} & {b['name'] for b in monitor(p, settings=s, workspace=False, out_dir=tmp_path/'ms')['breaches']}

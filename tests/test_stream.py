@@ -205,6 +205,9 @@ def test_streamed_run_registers_gates_and_simulates(tab, tmp_path, monkeypatch):
     tags = [register_run(tmp_path/f'run{i}', 'tab') for i in range(2)]
     ref = pd.read_parquet(model_path(tags[0])/REFERENCE)
     assert len(ref) == 800 and {'x', 'k', 'y'} <= set(ref.columns)  # reference_max_rows, not the whole table
+    assert np.isin(train.codes(ref), (TRAIN, VAL)).all()        # the training part's rows only, no held-out ones
+    from mlkit.registry import card as model_card, training_data_of, ModelError
+    with pytest.raises(ModelError, match='streams'): training_data_of(model_card(tags[0]))
     promote(tags[0], 'production', reason='test')
     j = judge(tags[1], m, test, model_settings('tab'))           # production is evaluated on the streamed test part
     assert j['production'] == tags[0] and j['production_metrics']['rows'] == m['rows'] == len(test)
