@@ -87,7 +87,10 @@ def _column_matrix(ft: FeatureTransform, widths: list) -> torch.Tensor:
 # %% ../nbs/05b_explain.ipynb #1afdfe99
 def attribute(pred: Predictor, arrays: dict, target=None, steps: int = 32, method: str = 'gausslegendre', chunk: int = 32) -> dict:
     "Integrated gradients of `pred`'s score per raw column for transformed `arrays` (see above)."
-    from captum.attr import IntegratedGradients
+    import warnings
+    with warnings.catch_warnings():      # captum imports tqdm.auto, which warns in a kernel without ipywidgets
+        warnings.filterwarnings('ignore', message='IProgress not found')
+        from captum.attr import IntegratedGradients
     embed, head, widths = network_parts(pred.net.eval())
     f, M, b, n = score_function(pred, head), _column_matrix(pred.transform, widths), baseline_arrays(pred.transform), len(arrays['x_num'])
     with torch.inference_mode(False), torch.no_grad():

@@ -12,9 +12,9 @@ from .config import DataError, MlkitError, UsageError, load_settings, new_run_id
 
 # %% auto #0
 __all__ = ['DATA_OPTIONS', 'Stage', 'error_text', 'save_summary', 'git_commit', 'run_folder', 'run_record', 'Busy', 'run_lock',
-           'evaluate_predictor', 'RunFailed', 'workflows_dir', 'kernel_name', 'execute_workflow', 'model_name',
-           'register_run', 'train_run', 'resolve_model_dir', 'evaluate_run', 'monitor_run', 'data_stage',
-           'format_data_summary', 'format_metrics']
+           'evaluate_predictor', 'RunFailed', 'workflows_dir', 'kernel_name', 'quiet_kernel_manager',
+           'execute_workflow', 'model_name', 'register_run', 'train_run', 'resolve_model_dir', 'evaluate_run',
+           'monitor_run', 'data_stage', 'format_data_summary', 'format_metrics']
 
 # %% ../nbs/09_runs.ipynb #afed66db
 class Stage:
@@ -199,6 +199,16 @@ class _LineHandler(logging.Handler):
                            '<IPython.core.display', '<Figure size')): return
         self.out.write(msg if msg.endswith('\n') else msg + '\n'); self.out.flush()
 
+# %% ../nbs/09_runs.ipynb #6fd76ddc
+def quiet_kernel_manager():
+    "jupyter_client's kernel manager, minus the SIGINT it sends a finished kernel on shutdown (ipykernel logged it as an ERROR line)."
+    from jupyter_client.manager import AsyncKernelManager
+    class QuietShutdownKernelManager(AsyncKernelManager):
+        async def _async_interrupt_kernel(self):
+            if self.shutting_down: return          # the notebook has finished: nothing to interrupt
+            await super()._async_interrupt_kernel()
+    return QuietShutdownKernelManager
+
 # %% ../nbs/09_runs.ipynb #f2fde841
 def execute_workflow(name: str, out_path, parameters: dict, out=None, log_output=True) -> Path:
     "Execute `nbs/workflows/<name>.ipynb` with `parameters` into `out_path`; raise `RunFailed` when a cell fails."
@@ -217,7 +227,8 @@ def execute_workflow(name: str, out_path, parameters: dict, out=None, log_output
     try:
         pm.execute_notebook(str(src), str(out_path), parameters=parameters, kernel_name=kernel_name(),
                             progress_bar=False, log_output=log_output, cwd=str(Path.cwd()),
-                            extra_arguments=['--IPKernelApp.log_level=ERROR'])  # no kernel start-up chatter on stderr
+                            extra_arguments=['--IPKernelApp.log_level=ERROR'],  # no kernel start-up chatter on stderr
+                            kernel_manager_class=quiet_kernel_manager())
     except pm.PapermillExecutionError as e:
         msg = (str(e.evalue).strip().splitlines() or [''])[0][:300]
         raise RunFailed(f"{name} notebook failed in cell {e.exec_count}: {e.ename}: {msg} (see {out_path})") from None
