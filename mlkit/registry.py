@@ -213,15 +213,12 @@ def _recorded_file(card: dict) -> str|None:
 # %% ../nbs/06_registry.ipynb #0eb462cd
 def training_data_of(card: dict, max_rows: int|None = None, seed: int = 0) -> pd.DataFrame:
     "The training rows `card` records (same file, options and split; hash-checked); with `max_rows`, a uniform sample of at most that many."
-    from mlkit.data import load_recorded, data_hash, table_rows, sample_rows, TablePart
+    from mlkit.data import load_recorded, data_hash, TablePart
     who = card.get('run_id') or card.get('data') or 'the model'
     if card.get('target') is None: raise ModelError(f"{who}: its card records no training data (no target)")
     path = _recorded_file(card)
     if path is not None and not Path(path).exists() and not any(c in path for c in '*?['):
         raise ModelError(f"the training data of {who}, {path}, is gone")
-    streamed = bool((card.get('data_options') or {}).get('stream'))
-    if max_rows is not None and path is not None and not streamed and table_rows(path) > max_rows:
-        return sample_rows(path, max_rows, seed=seed)
     train = load_recorded(card)[0]
     if card.get('data_hash') and data_hash(train) != card['data_hash']:
         raise ModelError(f"the training data of {who} changed since it was trained ({path or 'bundled data'}: hash "
