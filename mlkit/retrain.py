@@ -120,6 +120,7 @@ def retrain(data=None, target=None, sensitive=None, if_drift=False, params=None,
         prod = rec.summary['production'] = alias_target(alias)
         s = settings or model_settings(prod or model_name(data))
         if prod is None and data is None: raise MlkitError(f"no {alias} model to retrain and no --data given")
+        if prod is None and not target: raise MlkitError(f"no {alias} model to take the target from: name the column to predict (--target COL)")
         if if_drift and not _drift_check(rec, data, prod): return rec.summary
         rows = _training_rows(rec, prod, data, target, sensitive, options, params, s)
         _train_candidate(rec, rows, params, (prod or '').split(':')[0] or model_name(data), s)

@@ -17,8 +17,8 @@ from fastcore.basics import patch
 from .train import (TrainParams, FitResult, make_module, train_loaders, val_metrics_of, auto_epochs, _rank_world, _env_rank)
 
 # %% auto #0
-__all__ = ['fit_transform', 'StreamData', 'stream_batch_size', 'stream_epochs', 'fit_stream', 'score_part', 'Scored',
-           'write_parts']
+__all__ = ['fit_transform', 'StreamData', 'mmap_large_allocations', 'stream_batch_size', 'stream_epochs', 'fit_stream',
+           'score_part', 'Scored', 'write_parts']
 
 # %% ../nbs/04d_stream.ipynb #e9161737
 def _seen_codes(ft: FeatureTransform, part: TablePart) -> torch.Tensor:
@@ -135,6 +135,16 @@ def _epoch(self: StreamData):
             if n >= steps: return
         if not got: raise DataError(f"rank {rank} of {world} has no rows of {self.part.path} to train on")
 
+# %% ../nbs/04d_stream.ipynb #cc9b4ccc
+_M_MMAP_THRESHOLD = -3     # glibc's mallopt parameter
+
+def mmap_large_allocations(threshold: int = 128 * 1024) -> bool:
+    "Serve blocks of at least `threshold` bytes by `mmap` for good (glibc): freed, they go back to the system. True when set."
+    import ctypes, platform, sys
+    if not sys.platform.startswith('linux') or platform.libc_ver()[0] != 'glibc': return False
+    try: return bool(ctypes.CDLL('libc.so.6').mallopt(_M_MMAP_THRESHOLD, int(threshold)))
+    except (OSError, AttributeError): return False
+
 # %% ../nbs/04d_stream.ipynb #5c8eef8e
 def stream_batch_size(n_train: int, batch_size: int) -> int:
     "The batch size for `n_train` streamed rows: `batch_size`, or a larger power of two keeping an epoch near 8,192 steps."
@@ -164,7 +174,7 @@ def fit_stream(part: TablePart, schema, params: TrainParams|None = None, run_dir
                logger=True, callbacks=None, settings: Settings|None = None) -> FitResult:
     "`train.fit` for a streamed training part: batches read, transformed and shuffled on the fly; the same `FitResult`."
     p, s, t0 = params or TrainParams(), settings or load_settings(), time.perf_counter()
-    L.seed_everything(p.seed, workers=True, verbose=False)
+    L.seed_everything(p.seed, workers=True, verbose=False); mmap_large_allocations()
     labelled = len(part) - int(part.stats.get('nulls', {}).get(schema.target, 0))
     n_va = int(round(labelled * p.val_fraction)); n_tr = labelled - n_va       # about: the hash decides each row
     lim = p.limit_rows or None                                                 # an epoch of the first `limit_rows` rows read
@@ -187,7 +197,7 @@ def fit_stream(part: TablePart, schema, params: TrainParams|None = None, run_dir
 def score_part(pred: Predictor, part: TablePart, schema, batch_rows: int = 65_536) -> tuple:
     "`(rows, outputs)`: the labelled rows' target, sensitive and ID columns (categories) and `pred`'s outputs, scored batch by batch."
     keep = [c for c in dict.fromkeys([schema.target, *schema.sensitive, *schema.id_columns])]
-    rows, outs = [], []
+    rows, outs = [], []; mmap_large_allocations()
     for df in part.frames(batch_rows=batch_rows):
         df = df[df[schema.target].notna()]
         if not len(df): continue
