@@ -49,7 +49,8 @@ def _labelled_quality(tag: str, lab: pd.DataFrame, target: str, s: Settings) -> 
     from mlkit.registry import load_predictor, card as model_card
     from mlkit.metrics import evaluate_predictions
     _, pr = load_predictor(tag)
-    ev = partial(evaluate_predictions, level=s.ci_level, resamples=s.bootstrap_resamples, min_group_size=s.min_group_size)
+    ev = partial(evaluate_predictions, level=s.ci_level, resamples=s.bootstrap_resamples, max_rows=s.bootstrap_max_rows,
+                 min_group_size=s.min_group_size)
     keep = lambda m, keys: {k: m.get(k) for key in keys for k in (key, key + '_ci')}
     sens = {c: lab[c].to_numpy() for c in (model_card(tag).get('sensitive') or []) if c in lab.columns}
     m = _labelled_metrics(pr, lab, target, sens, ev)

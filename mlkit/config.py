@@ -67,6 +67,7 @@ class Settings:
     # statistics: intervals, small groups, breach rule, A/B tests
     ci_level: float = 0.95               # confidence of every interval; 1 - ci_level is the alpha of every test
     bootstrap_resamples: int = 1000      # resamples of the seeded bootstrap, for metrics without an analytic interval
+    bootstrap_max_rows: int = 200_000    # rows the bootstrap resamples; above it a seeded subsample, the interval rescaled to all rows
     min_group_size: int = 50             # a sensitive group with fewer rows is shown, marked `small`, and left out of gaps and breaches
     breach_rule: str = 'interval'        # 'interval': a breach needs the whole interval beyond its threshold; 'point': the estimate alone
     ab_unit: str|None = None             # request field or header whose value keeps a user on one arm (MLKIT_AB_UNIT); None: per request
@@ -118,6 +119,7 @@ class Settings:
     def __post_init__(self):
         if self.breach_rule not in ('interval', 'point'): raise UsageError(f"breach_rule must be 'interval' or 'point', not {self.breach_rule!r}")
         if not 0.5 <= self.ci_level < 1: raise UsageError(f"ci_level must be at least 0.5 and below 1, got {self.ci_level}")
+        if self.bootstrap_max_rows < 1: raise UsageError(f"bootstrap_max_rows must be at least 1, got {self.bootstrap_max_rows}")
         if self.min_group_size < 0: raise UsageError(f"min_group_size must be 0 or more, got {self.min_group_size}")
         if not 0 < self.log_sample_rate <= 1: raise UsageError(f"log_sample_rate must be above 0 and at most 1, got {self.log_sample_rate}")
 

@@ -367,10 +367,10 @@ def metrics_task(m: dict) -> str:
     return m.get('task') or ('regression' if 'rmse' in m else 'multiclass' if m.get('classes') else 'binary')
 
 # %% ../nbs/05_metrics.ipynb #2c5f1b69
-def _boot(stat, arrays, level: float, resamples: int, seed: int, strata=None) -> list|None:
-    "The seeded percentile-bootstrap interval of `stat(*arrays)` (`stats.bootstrap_ci`); None with no resamples."
+def _boot(stat, arrays, level: float, resamples: int, seed: int, strata=None, max_rows: int|None = None, prepare=None) -> list|None:
+    "The seeded percentile-bootstrap interval of `stat(*arrays)` (`stats.bootstrap_ci`, over at most `max_rows` rows); None with no resamples."
     if not resamples: return None
-    return bootstrap_ci(stat, list(arrays), level=level, resamples=resamples, seed=seed, strata=strata)
+    return bootstrap_ci(stat, list(arrays), level=level, resamples=resamples, seed=seed, strata=strata, max_rows=max_rows, prepare=prepare)
 
 def _mean(a: np.ndarray) -> float: return float(np.mean(a))
 
@@ -402,29 +402,35 @@ def _ovr_auc_ranked(y: np.ndarray, *ranks) -> float|None:
     aucs = [_auc_ranked(y == c, r) for c, r in enumerate(ranks) if (y == c).any()]
     return float(np.mean(aucs)) if len(aucs) >= 2 else None
 
+def _ranked(y: np.ndarray, *scores) -> tuple:
+    "`y` and the `_dense_ranks` of each score column: what `_ovr_auc_ranked` reads, ranked once on the rows bootstrapped."
+    return (y, *(_dense_ranks(s) for s in scores))
+
 def _r2(y: np.ndarray, err: np.ndarray) -> float|None:
     ss_tot = float(np.sum((y - y.mean()) ** 2))
     return 1.0 - float(np.sum(err ** 2)) / ss_tot if ss_tot else None
 
 # %% ../nbs/05_metrics.ipynb #f643d957
-def _binary_intervals(y: np.ndarray, s: np.ndarray, p: np.ndarray, level: float, resamples: int, seed: int) -> dict:
+def _binary_intervals(y: np.ndarray, s: np.ndarray, p: np.ndarray, level: float, resamples: int, seed: int,
+                      max_rows: int|None = None) -> dict:
     "The interval of each binary report metric, from 0/1 labels `y`, scores `s` and predictions `p`."
     tp, fp, tn, fn = _confusion(y, p)
-    boot = lambda stat, *a: _boot(stat, a, level, resamples, seed, strata=y)
+    boot = lambda stat, *a: _boot(stat, a, level, resamples, seed, y, max_rows)
     sc = np.clip(s, 1e-15, 1 - 1e-15)
     return dict(accuracy=wilson(tp + tn, len(y), level), roc_auc=auc_ci(y, s, level), precision=wilson(tp, tp + fp, level),
                 recall=wilson(tp, tp + fn, level), fpr=wilson(fp, fp + tn, level), f1=boot(_f1, y, p),
                 brier=boot(_mean, (s - y) ** 2), ece=boot(_ece, y, s), log_loss=boot(_mean, _row_log_loss(np.where(y == 1, sc, 1 - sc))))
 
 # %% ../nbs/05_metrics.ipynb #cc72edcc
-def _multiclass_intervals(y: np.ndarray, proba: np.ndarray, level: float, resamples: int, seed: int) -> dict:
+def _multiclass_intervals(y: np.ndarray, proba: np.ndarray, level: float, resamples: int, seed: int,
+                          max_rows: int|None = None) -> dict:
     "The interval of each multiclass report metric, from class indices `y` and probabilities [n, K]."
     k, pred = proba.shape[1], proba.argmax(1)
-    boot = lambda stat, *a: _boot(stat, a, level, resamples, seed, strata=y)
+    boot = lambda stat, *a, prepare=None: _boot(stat, a, level, resamples, seed, y, max_rows, prepare)
     cm = lambda key: lambda code: _cm_summary(_confusion_matrix(code, k))[key]
     right, conf = _top_label(y, proba)
     out = dict(accuracy=wilson(int(right.sum()), len(y), level), ece=boot(_ece, right, conf),
-               roc_auc=boot(_ovr_auc_ranked, y, *(_dense_ranks(proba[:, c]) for c in range(k))),
+               roc_auc=boot(_ovr_auc_ranked, y, *(proba[:, c] for c in range(k)), prepare=_ranked),
                log_loss=boot(_mean, _row_log_loss(proba[np.arange(len(y)), y])))
     every = bool(np.bincount(y, minlength=k).all())    # every class in y, so in every resample: macro recall is balanced accuracy
     for key in [key for key in report_metrics('multiclass') if key not in out]:
@@ -432,10 +438,11 @@ def _multiclass_intervals(y: np.ndarray, proba: np.ndarray, level: float, resamp
     return out
 
 # %% ../nbs/05_metrics.ipynb #55e70451
-def _regression_intervals(y: np.ndarray, pred: np.ndarray, level: float, resamples: int, seed: int) -> dict:
+def _regression_intervals(y: np.ndarray, pred: np.ndarray, level: float, resamples: int, seed: int,
+                          max_rows: int|None = None) -> dict:
     "The bootstrap interval of RMSE, MAE and R²."
     err = y - pred
-    boot = lambda stat, *a: _boot(stat, a, level, resamples, seed)
+    boot = lambda stat, *a: _boot(stat, a, level, resamples, seed, max_rows=max_rows)
     return dict(rmse=boot(lambda e: float(np.sqrt(np.mean(e ** 2))), err), mae=boot(_mean, np.abs(err)), r2=boot(_r2, y, err))
 
 # %% ../nbs/05_metrics.ipynb #9150b9e9
@@ -453,10 +460,10 @@ def _plain(v):
 
 def evaluate_predictions(y_true, y_score, sensitive=None, task: str = 'binary', threshold: float = 0.5,
                          positive_class=None, classes=None, level: float = 0.95, resamples: int = 1000, seed: int = 0,
-                         min_group_size: int = 0) -> dict:
+                         min_group_size: int = 0, max_rows: int|None = None) -> dict:
     "All metrics of one set of predictions with their intervals, as a JSON-ready dict, with fairness per sensitive attribute for classifiers."
     _check_task(task)
-    ci = dict(level=level, resamples=resamples, seed=seed)
+    ci = dict(level=level, resamples=resamples, seed=seed, max_rows=max_rows)
     fair = lambda y, pred, cl=None: {} if sensitive is None or len(sensitive) == 0 else fairness_metrics(
         y, pred, sensitive, cl, min_group_size=min_group_size, level=level)
     if task == 'regression':

@@ -341,7 +341,8 @@ def live_quality(pred, y, outs: dict, sensitive: dict|None = None, settings: Set
     from mlkit.metrics import evaluate_predictions
     s = settings or load_settings()
     y, sens = pd.Series(y).reset_index(drop=True), sensitive or None
-    evaluate = partial(evaluate_predictions, level=s.ci_level, resamples=s.bootstrap_resamples, min_group_size=s.min_group_size)
+    evaluate = partial(evaluate_predictions, level=s.ci_level, resamples=s.bootstrap_resamples, max_rows=s.bootstrap_max_rows,
+                       min_group_size=s.min_group_size)
     if pred.task == 'binary':
         return evaluate(pred.transform.encode_target(y).astype('int64'), outs['score'], sens, 'binary', pred.threshold)
     if pred.task == 'regression':

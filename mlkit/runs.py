@@ -163,7 +163,8 @@ def evaluate_predictor(pred, df: pd.DataFrame, schema, threshold: float|None = N
     df = df[df[schema.target].notna()].reset_index(drop=True)
     if len(df) == 0: raise DataError("evaluation data has no labelled rows")
     s = load_settings()
-    ev = partial(evaluate_predictions, level=s.ci_level, resamples=s.bootstrap_resamples if resamples is None else resamples, seed=0)
+    ev = partial(evaluate_predictions, level=s.ci_level, resamples=s.bootstrap_resamples if resamples is None else resamples, seed=0,
+                 max_rows=s.bootstrap_max_rows)
     if schema.task != 'regression': ev = partial(ev, min_group_size=s.min_group_size if min_group_size is None else min_group_size)
     sens = {c: df[c].to_numpy() for c in schema.sensitive if c in df.columns}
     m, preds = _scored(pred, df, schema, pred.threshold if threshold is None else float(threshold), ev, sens)

@@ -101,16 +101,34 @@ def _same_rows(arrays, strata):
     return arrays, strata, n
 
 # %% ../nbs/04b_stats.ipynb #4077d8bd
-def bootstrap_ci(stat, arrays, level: float = 0.95, resamples: int = 1000, seed: int = 0, strata=None) -> list|None:
-    "Seeded percentile bootstrap interval of `stat(*arrays)`, rows resampled together (within `strata` if given)."
+def bootstrap_ci(stat, arrays, level: float = 0.95, resamples: int = 1000, seed: int = 0, strata=None,
+                 max_rows: int|None = None, prepare=None) -> list|None:
+    "Seeded percentile bootstrap interval of `stat(*arrays)`, rows resampled together (within `strata` if given); above `max_rows` rows, of a subsample rescaled to all rows."
     arrays, strata, n = _same_rows(arrays, strata)
+    if max_rows is not None and max_rows < 1: raise ValueError(f"max_rows must be at least 1 (or None), got {max_rows}")
     if n == 0 or resamples < 1: return None
+    if max_rows is not None and n > max_rows: return _capped_ci(stat, arrays, strata, int(max_rows), level, resamples, seed, prepare)
+    if prepare is not None: arrays = tuple(prepare(*arrays))
     vals = [stat(*(a[i] for a in arrays)) for idx in _resample_blocks(n, resamples, np.random.default_rng(seed), strata) for i in idx]
     vals = np.array([v for v in vals if v is not None], dtype=float)
     vals = vals[np.isfinite(vals)]
     if len(vals) == 0: return None
     a = _alpha(level)
     return [float(v) for v in np.quantile(vals, [a / 2, 1 - a / 2])]
+
+# %% ../nbs/04b_stats.ipynb #9e02f0c2
+def _finite(v) -> bool: return v is not None and math.isfinite(float(v))
+
+def _capped_ci(stat, arrays, strata, m: int, level: float, resamples: int, seed: int, prepare=None) -> list|None:
+    "`bootstrap_ci` of a seeded subsample of `m` rows, moved onto the full estimate and narrowed by sqrt(m/n) (m-out-of-n)."
+    n, prep = len(arrays[0]), prepare or (lambda *a: a)
+    idx = np.sort(np.random.default_rng([seed, 1]).choice(n, m, replace=False))
+    sub = tuple(prep(*(a[idx] for a in arrays)))
+    ci = bootstrap_ci(stat, sub, level, resamples, seed, None if strata is None else strata[idx])
+    theta_m, theta_n = stat(*sub), stat(*prep(*arrays))
+    if ci is None or not (_finite(theta_m) and _finite(theta_n)): return ci
+    r = math.sqrt(m / n)
+    return [float(theta_n + (q - theta_m) * r) for q in ci]
 
 # %% ../nbs/04b_stats.ipynb #96ac3c82
 def _rates(counts):
