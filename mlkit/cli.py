@@ -7,10 +7,10 @@ from __future__ import annotations
 import argparse, json, sys
 from pathlib import Path
 from . import __version__
-from .config import MlkitError, UsageError, DataError
+from .config import MlkitError, UsageError, DataError, skip_teardown, set_exit_code
 
 # %% auto #0
-__all__ = ['make_parser', 'main']
+__all__ = ['make_parser', 'main', 'console']
 
 # %% ../nbs/10_cli.ipynb #0f3af15a
 import os
@@ -602,3 +602,17 @@ def main(argv=None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         print("mlkit: interrupted", file=sys.stderr); return 130
+
+# %% ../nbs/10_cli.ipynb #3674bd43
+def _exit_status(code) -> int:
+    "The process exit status of a `sys.exit(code)`."
+    return 0 if code is None else code if isinstance(code, int) else 1
+
+def console() -> int:
+    "Entry point of the `mlkit` console script: `main`, then exit without interpreter teardown (`skip_teardown`)."
+    skip_teardown(1)                                    # an uncaught exception exits 1, as it would anyway
+    try: code = main()
+    except SystemExit as e: set_exit_code(_exit_status(e.code)); raise
+    except KeyboardInterrupt: set_exit_code(130); raise
+    set_exit_code(_exit_status(code))
+    return code

@@ -4,14 +4,14 @@
 
 # %% ../nbs/00_config.ipynb #45eafde4
 from __future__ import annotations
-import json, os, secrets, tomllib, dataclasses
+import atexit, json, logging, os, secrets, sys, tomllib, weakref, dataclasses
 from dataclasses import dataclass, field, fields, asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['MlkitError', 'DataError', 'UsageError', 'Settings', 'settings_file', 'load_settings', 'model_settings', 'write_json',
-           'mlkit_home', 'project_root', 'reports_dir', 'new_run_id']
+           'read_json', 'mlkit_home', 'project_root', 'reports_dir', 'new_run_id', 'set_exit_code', 'skip_teardown']
 
 # %% ../nbs/00_config.ipynb #b1ecb4ce
 class MlkitError(Exception):
@@ -192,6 +192,12 @@ def write_json(path, obj) -> Path:
     finally: os.close(fd)
     return p
 
+# %% ../nbs/00_config.ipynb #73bafd2c
+def read_json(path, default=None):
+    "The JSON in `path`, or `default` when there is no such file (a file that is there but broken still raises)."
+    p = Path(path)
+    return json.loads(p.read_text()) if p.exists() else default
+
 # %% ../nbs/00_config.ipynb #864f1910
 def mlkit_home() -> Path:
     "The folder holding all mutable state: `$MLKIT_HOME`, default `~/.mlkit`."
@@ -215,3 +221,28 @@ def new_run_id(prefix: str = '') -> str:
     "A sortable, unique id such as `20261126-231500-3fa2c1` (optionally prefixed)."
     ts = datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')
     return f"{prefix + '-' if prefix else ''}{ts}-{secrets.token_hex(3)}"
+
+# %% ../nbs/00_config.ipynb #b2229044
+_teardown = dict(code=0, pid=None, registered=False)
+
+def _exit_now():
+    "The atexit handler of `skip_teardown`: run the exit finalizers, shut logging down, flush stdout and stderr, `os._exit`."
+    if _teardown['pid'] != os.getpid(): return          # a forked child: its own, normal exit
+    for f in (weakref.finalize._exitfunc, logging.shutdown):   # both registered their own hook, often before ours
+        try: f()
+        except Exception: pass
+    for s in (sys.stdout, sys.stderr):
+        try: s.flush()
+        except Exception: pass
+    os._exit(_teardown['code'])
+
+# %% ../nbs/00_config.ipynb #c85e4b02
+def set_exit_code(code: int = 0):
+    "The exit status the `skip_teardown` handler ends the process with (it overrides `sys.exit`'s)."
+    _teardown['code'] = int(code)
+
+def skip_teardown(code: int = 0):
+    "At exit, end this process with `os._exit(code)` after logging and stdout/stderr are flushed: no interpreter teardown."
+    set_exit_code(code); _teardown['pid'] = os.getpid()
+    if not _teardown['registered']:                     # once: a second registration would run first (LIFO)
+        atexit.register(_exit_now); _teardown['registered'] = True

@@ -15,12 +15,13 @@ from .config import DataError, UsageError, Settings, load_settings
 # %% auto #0
 __all__ = ['NA_VALUES', 'CSV_SUFFIXES', 'PARQUET_SUFFIXES', 'TABLE_SUFFIXES', 'ADULT_TARGET', 'ADULT_SENSITIVE', 'ADULT_POSITIVE',
            'TASKS', 'MAX_INTEGER_CLASSES', 'TRAIN', 'VAL', 'TEST', 'HOLDOUT_SALT', 'read_table', 'table_files',
-           'is_parquet', 'table_rows', 'arrow_schema', 'iter_frames', 'sample_rows', 'adult_path', 'load_adult',
-           'class_label', 'sort_labels', 'Column', 'Schema', 'infer_task', 'date_dayfirst', 'column_dayfirst',
-           'parse_dates', 'infer_schema', 'apply_schema', 'load_dataset', 'Problem', 'ValidationReport', 'discover',
-           'validate', 'validate_file', 'summarize', 'row_hashes', 'hash_digest', 'data_hash', 'hash_split',
-           'TableScan', 'scan_table', 'TablePart', 'discover_table', 'table_part', 'frame_of', 'stream_decision',
-           'stratified_mask', 'split_mask', 'split_rows', 'holdout_split', 'load_for_run', 'load_recorded']
+           'is_parquet', 'table_rows', 'arrow_schema', 'iter_frames', 'sample_rows', 'write_parts', 'adult_path',
+           'load_adult', 'class_label', 'sort_labels', 'Column', 'Schema', 'infer_task', 'date_dayfirst',
+           'column_dayfirst', 'parse_dates', 'infer_schema', 'apply_schema', 'load_dataset', 'Problem',
+           'ValidationReport', 'discover', 'validate', 'validate_file', 'summarize', 'row_hashes', 'hash_digest',
+           'data_hash', 'hash_split', 'TableScan', 'scan_table', 'TablePart', 'discover_table', 'table_part',
+           'frame_of', 'stream_decision', 'stratified_mask', 'split_mask', 'split_rows', 'holdout_split',
+           'load_for_run', 'load_recorded']
 
 # %% ../nbs/01_data.ipynb #66c342ea
 NA_VALUES = ['?', '', 'NA', 'N/A', 'NaN', 'nan', 'null', 'NULL', 'None']
@@ -191,6 +192,19 @@ def sample_rows(path, n: int, seed: int = 0, columns=None) -> pd.DataFrame:
         if hi > lo: parts.append(df.iloc[want[lo:hi] - start])
         start += len(df)
     return pd.concat(parts, ignore_index=True)
+
+# %% ../nbs/01_data.ipynb #13f8e17e
+def write_parts(df: pd.DataFrame, path, rows: int = 65_536):
+    "Write `df` as one Parquet file, `rows` rows a row group; return the path."
+    import pyarrow as pa, pyarrow.parquet as pq
+    schema, w = pa.Schema.from_pandas(df, preserve_index=False), None     # the whole frame's types, whatever one part holds
+    try:
+        for i in range(0, max(len(df), 1), rows):
+            w = w or pq.ParquetWriter(str(path), schema)
+            w.write_table(pa.Table.from_pandas(df.iloc[i:i + rows], schema=schema, preserve_index=False))
+    finally:
+        if w: w.close()
+    return path
 
 # %% ../nbs/01_data.ipynb #be7cd19c
 ADULT_TARGET = 'ltgt50k'

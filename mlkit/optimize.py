@@ -253,12 +253,12 @@ def derive(tag, int8: bool = False, settings: Settings|None = None, evaluate=Non
     return dict(tag=new, parent=parent, optimized=kind, onnx=rec, deltas=deltas, metrics=m)
 
 # %% ../nbs/06c_optimize.ipynb #8c43b5ca
-def attach_onnx(folder, settings: Settings|None = None) -> dict:
-    "Write a parity-checked fp32 `model.onnx` into the unregistered model folder `folder`; its card record (`parity_passed` False and `reason` when it failed)."
+def attach_onnx(folder, settings: Settings|None = None, exported: dict|None = None) -> dict:
+    "A parity-checked fp32 `model.onnx` in the unregistered model folder `folder` (written here unless `exported`, `write_onnx`'s record of it, is given); its card record (`parity_passed` False and `reason` when it failed)."
     s, folder = settings or load_settings(), Path(folder)
     pred = Predictor.load(folder)
     try:
-        rec = write_onnx(pred, folder)
+        rec = exported if exported and (folder/ONNX).exists() else write_onnx(pred, folder)
         return dict(rec, **check_parity(pred, OnnxScorer(folder), reference_rows(folder), s.onnx_max_abs_diff))
     except (DataError, ParityError) as e:
         (folder/ONNX).unlink(missing_ok=True)

@@ -18,7 +18,7 @@ from .train import (TrainParams, FitResult, make_module, train_loaders, val_metr
 
 # %% auto #0
 __all__ = ['fit_transform', 'StreamData', 'mmap_large_allocations', 'stream_batch_size', 'stream_epochs', 'fit_stream',
-           'score_part', 'Scored', 'write_parts']
+           'score_part', 'Scored']
 
 # %% ../nbs/04d_stream.ipynb #e9161737
 def _seen_codes(ft: FeatureTransform, part: TablePart) -> torch.Tensor:
@@ -225,15 +225,3 @@ class Scored:
         n = len(next(iter(self.outputs.values())))
         if len(df) != n: raise DataError(f"Scored holds outputs of {n:,} rows, asked for {len(df):,}")
         return self.outputs
-
-def write_parts(df: pd.DataFrame, path, rows: int = 65_536):
-    "Write `df` as one Parquet file, `rows` rows a row group; return the path."
-    import pyarrow as pa, pyarrow.parquet as pq
-    schema, w = pa.Schema.from_pandas(df, preserve_index=False), None     # the whole frame's types, whatever one part holds
-    try:
-        for i in range(0, max(len(df), 1), rows):
-            w = w or pq.ParquetWriter(str(path), schema)
-            w.write_table(pa.Table.from_pandas(df.iloc[i:i + rows], schema=schema, preserve_index=False))
-    finally:
-        if w: w.close()
-    return path

@@ -329,7 +329,7 @@ def format_trial(t, spec: dict) -> str:
 # %% ../nbs/09c_sweep.ipynb #76b62dc8
 def run_trials(spec: dict, df, schema, n_trials: int, timeout: float|None = None, out=None) -> list:
     "Run trials of sweep `spec` on the training rows `df` until the study holds `n_trials` finished ones; return their numbers."
-    from mlkit.train import training_rows
+    from mlkit.params import training_rows
     out = out or sys.stdout
     rows = training_rows(df, schema, spec['params']).reset_index(drop=True)
     folds, study = cv_folds(rows, schema, spec['cv'], spec['seed']), load_study(spec)

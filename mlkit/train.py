@@ -12,67 +12,16 @@ import torch
 import lightning as L
 from .config import DataError, UsageError, new_run_id, reports_dir
 from .data import Schema, split_rows
+from .params import TrainParams, training_rows, LAUNCHERS, needs_launcher, check_launch
 from .features import FeatureTransform
 from .model import Predictor, net_config, build_network
+_all_ = ['TrainParams', 'training_rows', 'LAUNCHERS', 'needs_launcher', 'check_launch']   # defined in params, exported here too
 
 # %% auto #0
-__all__ = ['LAUNCHERS', 'TrainParams', 'ArrayData', 'GlobalBatchSampler', 'batch_loader', 'training_rows', 'effective_batch_size',
-           'auto_epochs', 'member_loss', 'TabularModule', 'EpochLine', 'wandb_mode', 'make_wandb_logger', 'FitResult',
-           'make_module', 'train_loaders', 'val_metrics_of', 'fit', 'finish_wandb', 'needs_launcher', 'check_launch']
-
-# %% ../nbs/04_train.ipynb #d6098557
-@dataclass
-class TrainParams:
-    "Every training parameter with its default."
-    seed: int = 0
-    max_epochs: int = 0          # 0: by the table's size (`auto_epochs`)
-    patience: int = 0            # 0: by max_epochs (`auto_epochs`)
-    batch_size: int = 256
-    lr: float = 2e-3
-    weight_decay: float = 3e-4
-    network: str = 'tabm'        # 'tabm' (the default ensemble), 'mlp' (one MLP) or 'package.module:callable' (your own)
-    network_args: str = ''       # your own network's constructor arguments, a JSON object: '{"width": 64}'
-    k: int = 16                  # tabm: ensemble members sharing one backbone
-    d_block: int = 128           # tabm: backbone width
-    n_blocks: int = 2            # tabm: backbone depth
-    hidden: tuple = (256, 256)   # mlp: hidden layer widths
-    dropout: float = 0.1
-    d_num: int = 16
-    d_cat: int = 16
-    n_bins: int = 48
-    min_count: int = 5
-    val_fraction: float = 0.15
-    use_sensitive: bool = False
-    accelerator: str = 'cpu'
-    devices: object = 1
-    num_nodes: int = 1
-    strategy: str = 'auto'
-    precision: str = '32-true'
-    deterministic: bool = True
-    wandb_project: str = 'mlkit'
-    limit_rows: int = 0          # train on the first N rows only (0: all); for quick runs and tests
-
-    @classmethod
-    def make(cls, **kw):
-        "Parameters from keywords (strings are converted to each field's type)."
-        names = {f.name: f for f in cls.__dataclass_fields__.values()}
-        bad = sorted(set(kw) - set(names))
-        if bad: raise UsageError(f"unknown training parameter(s): {', '.join(bad)}; known: {', '.join(names)}")
-        d = cls()
-        out = {}
-        for k, v in kw.items():
-            cur = getattr(d, k)
-            try:
-                if isinstance(v, str):
-                    if isinstance(cur, bool): v = v.strip().lower() in ('1', 'true', 'yes', 'on')
-                    elif isinstance(cur, tuple): v = tuple(int(x) for x in v.strip('()[] ').replace(',', ' ').split())
-                    elif isinstance(cur, int) and k != 'devices': v = int(v)
-                    elif isinstance(cur, float): v = float(v)
-                    elif k == 'devices' and v.isdigit(): v = int(v)
-                elif isinstance(cur, tuple): v = tuple(v)
-            except ValueError: raise UsageError(f"training parameter {k} expects {type(cur).__name__}, got {v!r}") from None
-            out[k] = v
-        return cls(**{**asdict(d), **out})
+__all__ = ['ArrayData', 'GlobalBatchSampler', 'batch_loader', 'effective_batch_size', 'auto_epochs', 'member_loss',
+           'TabularModule', 'EpochLine', 'wandb_mode', 'make_wandb_logger', 'FitResult', 'make_module', 'train_loaders',
+           'val_metrics_of', 'fit', 'finish_wandb', 'TrainParams', 'training_rows', 'LAUNCHERS', 'needs_launcher',
+           'check_launch']
 
 # %% ../nbs/04_train.ipynb #4fbf26ad
 class ArrayData(torch.utils.data.Dataset):
@@ -106,14 +55,6 @@ class GlobalBatchSampler(torch.utils.data.Sampler):
 def batch_loader(data: ArrayData, batch_size: int, shuffle: bool, seed: int = 0, shard: bool = True):
     "A DataLoader yielding whole batches of `data` (shuffled with a seeded generator when `shuffle`; sharded under DDP when `shard`)."
     return torch.utils.data.DataLoader(data, sampler=GlobalBatchSampler(len(data), batch_size, shuffle, seed, shard), batch_size=None)
-
-# %% ../nbs/04_train.ipynb #68cbc4aa
-def training_rows(df: pd.DataFrame, schema: Schema, params: TrainParams|dict|None = None) -> pd.DataFrame:
-    "The rows of `df` that `fit` trains on (before its validation split): a target value, the first `limit_rows` if set."
-    if schema.target not in df.columns: raise DataError(f"target column {schema.target!r} is not in the training data")
-    limit = (params.get('limit_rows') if isinstance(params, dict) else getattr(params, 'limit_rows', 0)) or 0
-    df = df[df[schema.target].notna()]
-    return df.iloc[:int(limit)] if limit else df
 
 # %% ../nbs/04_train.ipynb #8aab095f
 def effective_batch_size(n_train: int, batch_size: int) -> int:
@@ -361,52 +302,3 @@ def finish_wandb(logger, summary: dict|None = None, artifact_dir=None, name=None
         art.add_dir(str(artifact_dir))
         run.log_artifact(art)
     run.finish()
-
-# %% ../nbs/04_train.ipynb #43cbf43f
-LAUNCHERS = ('local', 'torchrun')
-
-def needs_launcher(strategy) -> bool:
-    "Whether Lightning refuses `strategy` in a notebook kernel (DDP and its kin, but not `ddp_notebook`/`ddp_fork`)."
-    s = str(strategy).lower()
-    return s.startswith(('ddp', 'fsdp', 'deepspeed')) and not s.startswith(('ddp_notebook', 'ddp_fork'))
-
-# %% ../nbs/04_train.ipynb #1b115b80
-def _int(name, v, lo=1):
-    try: v = int(v)
-    except (TypeError, ValueError): raise UsageError(f"{name} must be an integer, got {v!r}") from None
-    if v < lo: raise UsageError(f"{name} must be at least {lo}, got {v}")
-    return v
-
-def check_launch(params: dict|None = None, launcher='local', nproc_per_node=1, nnodes=1, node_rank=0, rdzv_endpoint=None) -> dict:
-    "The training parameters to run `params` with under `launcher`; `UsageError` for a combination that cannot run."
-    params = dict(params or {})
-    p = TrainParams.make(**params)
-    if launcher not in LAUNCHERS: raise UsageError(f"launcher must be one of {', '.join(LAUNCHERS)}, got {launcher!r}")
-    nproc, nn, nr = _int('nproc_per_node', nproc_per_node), _int('nnodes', nnodes), _int('node_rank', node_rank, 0)
-    if launcher == 'local': return _check_local(p, params, nproc, nn, nr, rdzv_endpoint)
-    return _check_torchrun(p, params, nproc, nn, nr, rdzv_endpoint)
-
-# %% ../nbs/04_train.ipynb #176d5030
-def _check_local(p, params, nproc, nn, nr, rdzv_endpoint) -> dict:
-    if needs_launcher(p.strategy) or p.num_nodes > 1:
-        n = p.devices if isinstance(p.devices, int) and p.devices > 1 else 2
-        raise UsageError(f"strategy={p.strategy!r} (num_nodes={p.num_nodes}) cannot run in the notebook kernel (Lightning refuses DDP "
-                         f"in an interactive environment): use `mlkit train --launcher torchrun --nproc-per-node {n}` "
-                         f"(add --nnodes N --node-rank R --rdzv-endpoint HOST:PORT for several machines) instead of -p strategy")
-    if (nproc, nn, nr, rdzv_endpoint) != (1, 1, 0, None):
-        raise UsageError("--nproc-per-node, --nnodes, --node-rank and --rdzv-endpoint need --launcher torchrun")
-    return params
-
-# %% ../nbs/04_train.ipynb #02cb5f99
-def _check_torchrun(p, params, nproc, nn, nr, rdzv_endpoint) -> dict:
-    if nr >= nn: raise UsageError(f"node_rank must be below nnodes ({nn}), got {nr}")
-    if nn > 1 and not rdzv_endpoint: raise UsageError("several nodes need --rdzv-endpoint HOST:PORT (node 0's address)")
-    if rdzv_endpoint is not None:
-        host, _, port = str(rdzv_endpoint).rpartition(':')
-        if not host or not port.isdigit(): raise UsageError(f"rdzv_endpoint must be HOST:PORT, got {rdzv_endpoint!r}")
-    for k, want in (('devices', nproc), ('num_nodes', nn)):
-        if k in params and str(params[k]) != str(want):
-            raise UsageError(f"under torchrun, {k} is {want} (from --nproc-per-node/--nnodes); drop -p {k} {params[k]}")
-    if 'strategy' in params and p.strategy not in ('auto', 'ddp'):
-        raise UsageError(f"under torchrun the strategy is 'ddp', got {p.strategy!r}")
-    return {**params, 'strategy': 'ddp', 'devices': nproc, 'num_nodes': nn}

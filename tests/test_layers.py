@@ -8,9 +8,10 @@ ALLOWED = {
     'config': set(),
     'stats': set(),                                                                  # numpy, scipy and statsmodels only
     'data': {'config'},
+    'params': {'config', 'data'},                                                    # TrainParams, training_rows, check_launch: no torch, no Lightning
     'features': {'config', 'data'},
     'model': {'config', 'data', 'features'},
-    'train': {'config', 'data', 'features', 'model'},
+    'train': {'config', 'data', 'params', 'features', 'model'},
     'launch': {'config', 'data', 'model', 'train', 'stream'},                       # torchrun's entry point (stream: a streamed table's ranks)
     'stream': {'config', 'data', 'features', 'model', 'train'},                       # tables larger than memory: fit and score in batches
     'metrics': {'stats', 'config', 'data'},
@@ -22,8 +23,8 @@ ALLOWED = {
     'monitoring': {'stats', 'config', 'data', 'metrics', 'model', 'registry', 'predlog', 'explain'},  # reads the log, not the service
     'slo': {'stats', 'config', 'metrics', 'monitoring', 'registry'},
     'ops': {'config', 'slo', 'monitoring', 'registry'},                              # generated operations files
-    'runs': {'stats', 'config', 'data', 'features', 'model', 'train', 'metrics', 'registry', 'monitoring', 'explain', 'optimize', 'stream'},
-    'sweep': {'config', 'data', 'features', 'model', 'train', 'metrics', 'registry', 'runs'},
+    'runs': {'stats', 'config', 'data', 'params', 'features', 'model', 'train', 'metrics', 'registry', 'monitoring', 'explain', 'optimize', 'stream'},
+    'sweep': {'config', 'data', 'params', 'features', 'model', 'train', 'metrics', 'registry', 'runs'},
     'gates': {'stats', 'config', 'data', 'metrics', 'model', 'registry', 'monitoring', 'runs', 'optimize'},   # promotion gates, judge, optimize_model
     'retrain': {'config', 'data', 'metrics', 'registry', 'runs', 'gates'},
     'canary': {'stats', 'config', 'data', 'metrics', 'registry', 'predlog', 'monitoring'},
@@ -71,3 +72,15 @@ def test_the_bento_requirements_cover_what_serving_imports():
                 if top not in sys.stdlib_module_names and top not in ('mlkit', '__future__'): need.setdefault(top.lower(), m)
     missing = {k: v for k, v in need.items() if k not in req}
     assert not missing, f"bentos/requirements.txt lacks {missing} (package: the module importing it)"
+
+def test_the_evaluate_workflow_and_the_launch_check_import_no_lightning():
+    "The evaluate workflow's imports and `check_launch` (run by `mlkit train` before a kernel starts) do not load Lightning (~2.5 s a process)."
+    import json, subprocess, sys
+    nb = json.loads((Path(mlkit.__file__).parent.parent/'nbs'/'workflows'/'evaluate.ipynb').read_text())
+    cell = next(''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'code' and 'from mlkit' in ''.join(c['source']))
+    imports = [l for l in cell.splitlines() if l.startswith(('import ', 'from '))]
+    assert 'from mlkit.params import training_rows' in imports, imports
+    code = '\n'.join(imports + ['from mlkit.params import check_launch', "import sys; print(sorted(m for m in sys.modules if m.split('.')[0] == 'lightning'))"])
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == '[]', out.stdout[-500:]

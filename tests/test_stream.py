@@ -2,7 +2,7 @@
 import numpy as np, pandas as pd, pytest, torch
 from mlkit.config import DataError, load_settings
 from mlkit.data import (read_table, data_hash, table_files, table_rows, sample_rows, scan_table, hash_split, load_for_run,
-                        stream_decision, TRAIN, VAL, TEST)
+                        stream_decision, write_parts, TRAIN, VAL, TEST)
 from mlkit.features import FeatureTransform
 from mlkit.model import Predictor
 from mlkit.train import TrainParams, make_module
@@ -141,7 +141,7 @@ def test_streaming_metrics_equal_in_memory(parts, tmp_path):
         return a == b
     assert close(m_s, m_m), (m_s, m_m)
     assert np.allclose(p_s.y_score, p_m.y_score, atol=1e-6) and list(p_s.id) == list(p_m.id)
-    ms.write_parts(p_s, tmp_path/'p.parquet', rows=200)
+    write_parts(p_s, tmp_path/'p.parquet', rows=200)
     import pyarrow.parquet as pq
     assert pq.ParquetFile(tmp_path/'p.parquet').metadata.num_row_groups == -(-len(p_s) // 200)
 
