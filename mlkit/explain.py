@@ -129,10 +129,10 @@ def explain_records(pred: Predictor, records: list, settings: Settings|None = No
     r = attribute(pred, pred.transform.transform_records(records), target, s.explain_steps)
     return row_explanations(r, pred.classes)
 
-def explain_frame(pred: Predictor, df: pd.DataFrame, settings: Settings|None = None, target=None) -> dict:
-    "`attribute` for the rows of `df` at `explain_steps` (no row limit)."
+def explain_frame(pred: Predictor, df: pd.DataFrame, settings: Settings|None = None, target=None, steps: int|None = None) -> dict:
+    "`attribute` for the rows of `df` at `steps` (default `explain_steps`; no row limit)."
     s = settings or load_settings()
-    return attribute(pred, pred.transform.transform(df), target, s.explain_steps)
+    return attribute(pred, pred.transform.transform(df), target, steps or s.explain_steps)
 
 # %% ../nbs/05b_explain.ipynb #8da98e6b
 MISSING_GROUP = '(missing)'   # as metrics.MISSING_GROUP; not imported: metrics pulls in scikit-learn, which the service does not ship

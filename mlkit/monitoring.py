@@ -18,7 +18,7 @@ __all__ = ['REFERENCE', 'EXPLAIN_SAMPLE_ROWS', 'THRESHOLDS', 'reference_sample',
            'attach_labels', 'prediction_column', 'drift_report', 'completeness', 'freshness', 'selection_parity',
            'accuracy_floor', 'quality_breaches', 'fairness_breaches', 'breaches', 'fairness_html', 'workspace_dir',
            'log_to_workspace', 'model_outputs', 'logged_outputs', 'live_quality', 'quality_line', 'attribution_drift',
-           'monitor', 'explain_model', 'explain_request']
+           'importance_cache', 'monitor', 'explain_model', 'explain_request']
 
 # %% ../nbs/08_monitoring.ipynb #9a3b8a1c
 REFERENCE = 'reference.parquet'
@@ -422,13 +422,23 @@ def _importance(pred, df: pd.DataFrame, schema: Schema, s: Settings, rows: int =
     from mlkit.explain import explain_frame, global_importance
     df = df.sample(rows, random_state=0) if len(df) > rows else df
     sens = {c: df[c].to_numpy() for c in schema.sensitive if c in df.columns}
-    return global_importance(explain_frame(pred, df, s, target), sens, s.min_group_size, s.proxy_ratio)
+    return global_importance(explain_frame(pred, df, s, target, s.importance_steps), sens, s.min_group_size, s.proxy_ratio)
+
+# %% ../nbs/08_monitoring.ipynb #801d5337
+def _cached(path, compute) -> dict:
+    "The JSON in `path` if it reads, else `compute()`, written there (None: no cache)."
+    from mlkit.config import read_json, write_json
+    if path is None: return compute()
+    try: got = read_json(path)
+    except ValueError: got = None            # a broken cache file is recomputed
+    if got is None: write_json(path, got := compute())
+    return got
 
 # %% ../nbs/08_monitoring.ipynb #8c789ab9
-def attribution_drift(pred, reference: pd.DataFrame, current: pd.DataFrame, schema: Schema, s: Settings) -> dict:
-    "Global importance on the reference and on the current sample, compared (`explain.importance_drift`), with each side's proxies."
+def attribution_drift(pred, reference: pd.DataFrame, current: pd.DataFrame, schema: Schema, s: Settings, cache=None) -> dict:
+    "Global importance on the reference and on the current sample, compared (`explain.importance_drift`), with each side's proxies; `cache`: a JSON file holding the reference side."
     from mlkit.explain import importance_drift
-    try: ref, cur = _importance(pred, reference, schema, s), _importance(pred, current, schema, s)
+    try: ref, cur = _cached(cache, lambda: _importance(pred, reference, schema, s)), _importance(pred, current, schema, s)
     except UsageError as e: return dict(error=str(e))
     return dict(importance_drift(ref, cur), reference_proxies=ref['proxies'], current_proxies=cur['proxies'])
 
@@ -451,6 +461,14 @@ def _drift(pred, schema: Schema, ref: pd.DataFrame, sample: pd.DataFrame, outs: 
     snap, drift = drift_report(ref.assign(**{col: model_outputs(pred, ref)[col]}), sample.assign(**{col: outs[col]}), schema, s)
     return snap, drift, col
 
+# %% ../nbs/08_monitoring.ipynb #96a5efee
+def importance_cache(tag: str, ref: pd.DataFrame, s: Settings) -> Path:
+    "The cache file of `tag`'s reference importance for the reference rows `ref` and the settings that shape it."
+    import hashlib
+    from mlkit.data import data_hash
+    key = json.dumps([data_hash(ref), EXPLAIN_SAMPLE_ROWS, s.importance_steps, s.min_group_size, s.proxy_ratio])
+    return mlkit_home()/'cache'/'importance'/f"{tag.replace(':', '-')}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+
 # %% ../nbs/08_monitoring.ipynb #a6053df2
 def monitor(current=None, from_log=False, since=None, labels=None, model=None, alias='production', out_dir=None,
             settings: Settings|None = None, workspace=True, **overrides) -> dict:
@@ -470,7 +488,7 @@ def monitor(current=None, from_log=False, since=None, labels=None, model=None, a
                rows=len(cur), sampled_rows=len(sample), sampled=len(sample) < len(cur), reference_rows=len(ref), **drift,
                completeness=completeness(cur, schema.features), freshness=freshness(cur, None if from_log else current), quality=None, fairness=None, baseline=None)
     _quality_and_fairness(res, pred, schema, sample, outs, card.get('metrics') or {}, s)
-    res['attribution_drift'] = attribution_drift(pred, ref, sample, schema, s)
+    res['attribution_drift'] = attribution_drift(pred, ref, sample, schema, s, importance_cache(tag, ref, s))
     res['breaches'] = breaches(res, s)
     res['thresholds'] = {k: getattr(s, k) for k in THRESHOLDS} | dict(accuracy_floor=accuracy_floor(card.get('metrics') or {}, s))
     _write_reports(res, snap, out, card.get('metrics') or {}, workspace, col)
