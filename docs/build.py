@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NBS, DOCS = ROOT/'nbs', ROOT/'docs'
 BUILD = ROOT/'_build'
 EXECUTED = BUILD/'executed'
+HINTS = DOCS/'notebook_seconds.json'     # seconds each notebook took in a clean CI run: the order of a first execution
 SITE = ROOT/'_site'
 INCLUDE = re.compile(r'^\s*\{\{<\s*include\s+(\S+)\s*>\}\}\s*$')
 
@@ -155,7 +156,9 @@ def run_notebooks(srcs: list[Path], workers: int = 2) -> bool:
     EXECUTED.mkdir(parents=True, exist_ok=True)
     mpath = EXECUTED/'manifest.json'
     manifest = json.loads(mpath.read_text()) if mpath.exists() else {}
-    times = {k: v.get('secs', 0) for k, v in manifest.items()}
+    # slowest first: the last recorded times, else docs/notebook_seconds.json (times of a clean CI run: a fresh clone has no manifest)
+    times = {**json.loads(HINTS.read_text()), **{k: v.get('secs', 0) for k, v in manifest.items()}} if HINTS.exists() else \
+            {k: v.get('secs', 0) for k, v in manifest.items()}
     srcs = sorted(srcs, key=lambda p: -times.get(rel(p), p.stat().st_size / 1e4))
     lib, env, t0, failed = lib_key(), test_env(), time.time(), []
     for v in env.values():

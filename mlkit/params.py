@@ -5,6 +5,7 @@
 # %% ../nbs/04a_params.ipynb #caf56629
 from __future__ import annotations
 from dataclasses import dataclass, asdict
+from fastcore.basics import patch
 import pandas as pd
 from .config import DataError, UsageError
 from .data import Schema
@@ -44,27 +45,29 @@ class TrainParams:
     wandb_project: str = 'mlkit'
     limit_rows: int = 0          # train on the first N rows only (0: all); for quick runs and tests
 
-    @classmethod
-    def make(cls, **kw):
-        "Parameters from keywords (strings are converted to each field's type)."
-        names = {f.name: f for f in cls.__dataclass_fields__.values()}
-        bad = sorted(set(kw) - set(names))
-        if bad: raise UsageError(f"unknown training parameter(s): {', '.join(bad)}; known: {', '.join(names)}")
-        d = cls()
-        out = {}
-        for k, v in kw.items():
-            cur = getattr(d, k)
-            try:
-                if isinstance(v, str):
-                    if isinstance(cur, bool): v = v.strip().lower() in ('1', 'true', 'yes', 'on')
-                    elif isinstance(cur, tuple): v = tuple(int(x) for x in v.strip('()[] ').replace(',', ' ').split())
-                    elif isinstance(cur, int) and k != 'devices': v = int(v)
-                    elif isinstance(cur, float): v = float(v)
-                    elif k == 'devices' and v.isdigit(): v = int(v)
-                elif isinstance(cur, tuple): v = tuple(v)
-            except ValueError: raise UsageError(f"training parameter {k} expects {type(cur).__name__}, got {v!r}") from None
-            out[k] = v
-        return cls(**{**asdict(d), **out})
+# %% ../nbs/04a_params.ipynb #20c14d44
+def _param_value(k: str, v, cur):
+    "`v` given for the field `k` whose default is `cur`, in that field's type (strings parsed)."
+    if isinstance(v, str):
+        if isinstance(cur, bool): return v.strip().lower() in ('1', 'true', 'yes', 'on')
+        if isinstance(cur, tuple): return tuple(int(x) for x in v.strip('()[] ').replace(',', ' ').split())
+        if isinstance(cur, int) and k != 'devices': return int(v)
+        if isinstance(cur, float): return float(v)
+        if k == 'devices' and v.isdigit(): return int(v)
+    return tuple(v) if isinstance(cur, tuple) else v
+
+# %% ../nbs/04a_params.ipynb #c4431505
+@patch(cls_method=True)
+def make(cls: TrainParams, **kw) -> TrainParams:
+    "Parameters from keywords (strings are converted to each field's type)."
+    names, d = [f for f in cls.__dataclass_fields__], cls()
+    bad = sorted(set(kw) - set(names))
+    if bad: raise UsageError(f"unknown training parameter(s): {', '.join(bad)}; known: {', '.join(names)}")
+    out = {}
+    for k, v in kw.items():
+        try: out[k] = _param_value(k, v, getattr(d, k))
+        except ValueError: raise UsageError(f"training parameter {k} expects {type(getattr(d, k)).__name__}, got {v!r}") from None
+    return cls(**{**asdict(d), **out})
 
 # %% ../nbs/04a_params.ipynb #68cbc4aa
 def training_rows(df: pd.DataFrame, schema: Schema, params: TrainParams|dict|None = None) -> pd.DataFrame:
