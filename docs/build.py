@@ -161,6 +161,8 @@ def run_notebooks(srcs: list[Path], workers: int = 2) -> bool:
             {k: v.get('secs', 0) for k, v in manifest.items()}
     srcs = sorted(srcs, key=lambda p: -times.get(rel(p), p.stat().st_size / 1e4))
     lib, env, t0, failed = lib_key(), test_env(), time.time(), []
+    if workers > 1:    # one math thread per notebook (and the processes it starts), as pytest's workers: no oversubscribed, spinning OpenMP threads
+        env.update({k: os.environ.get(k, '1') for k in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS')})
     for v in env.values():
         if '/' in v: Path(v).mkdir(parents=True, exist_ok=True)
     print(f"executing {len(srcs)} notebooks on {workers} workers (MLKIT_HOME, MLKIT_REPORTS: {env['MLKIT_TEST_BASE']}/<notebook>/)", flush=True)
