@@ -157,8 +157,7 @@ def run_notebooks(srcs: list[Path], workers: int = 2) -> bool:
     mpath = EXECUTED/'manifest.json'
     manifest = json.loads(mpath.read_text()) if mpath.exists() else {}
     # slowest first: the last recorded times, else docs/notebook_seconds.json (times of a clean CI run: a fresh clone has no manifest)
-    times = {**json.loads(HINTS.read_text()), **{k: v.get('secs', 0) for k, v in manifest.items()}} if HINTS.exists() else \
-            {k: v.get('secs', 0) for k, v in manifest.items()}
+    times = {**(json.loads(HINTS.read_text()) if HINTS.exists() else {}), **{k: v.get('secs', 0) for k, v in manifest.items()}}
     srcs = sorted(srcs, key=lambda p: -times.get(rel(p), p.stat().st_size / 1e4))
     lib, env, t0, failed = lib_key(), test_env(), time.time(), []
     if workers > 1:    # one math thread per notebook (and the processes it starts), as pytest's workers: no oversubscribed, spinning OpenMP threads

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 import numpy as np, pandas as pd
-from .config import DataError, MlkitError, UsageError, Settings, load_settings, model_settings, mlkit_home, write_json
+from .config import DataError, MlkitError, UsageError, Settings, load_settings, model_settings, mlkit_home, write_json, read_json
 
 # %% auto #0
 __all__ = ['AB_METRICS', 'AB_GUARDRAILS', 'ab_rows', 'join_outcomes', 'unit_frame', 'ab_values', 'ab_metrics', 'guardrails_worse',
@@ -203,7 +203,7 @@ def ab_plan(baseline: float, mde: float, sd: float|None = None, level: float|Non
 def saved_ab_plan() -> dict|None:
     "The last plan `ab_plan` saved, or None."
     p = ab_plan_path()
-    try: return json.loads(p.read_text()) if p.exists() else None
+    try: return read_json(p)
     except (OSError, json.JSONDecodeError): return None
 
 # %% ../nbs/09e_canary.ipynb #a0b4f00c

@@ -9,7 +9,7 @@ from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np, pandas as pd
-from .config import DataError, MlkitError, UsageError, Settings, load_settings, model_settings, mlkit_home, new_run_id, reports_dir
+from .config import DataError, MlkitError, UsageError, Settings, load_settings, model_settings, mlkit_home, new_run_id, reports_dir, read_json
 from .data import Schema, read_table
 from .registry import resolve, model_path, training_data_of
 
@@ -30,7 +30,7 @@ def reference_sample(train: pd.DataFrame, n: int = 5000, seed: int = 0) -> pd.Da
 # %% ../nbs/08_monitoring.ipynb #7a8bec73
 def _card_of(folder: Path) -> dict:
     "The model card in `folder` ({} without one)."
-    return json.loads((folder/'card.json').read_text()) if (folder/'card.json').exists() else {}
+    return read_json(folder/'card.json', {})
 
 def reference_frame(folder, card: dict|None = None, settings: Settings|None = None) -> pd.DataFrame:
     "Reference rows of the model in `folder`: its stored sample, else its card's training data; at most `reference_max_rows`."

@@ -10,7 +10,7 @@ import numpy as np, pandas as pd
 import torch
 import onnxruntime as ort
 from fastcore.basics import patch
-from .config import DataError, MlkitError, Settings, UsageError, load_settings
+from .config import DataError, MlkitError, Settings, UsageError, load_settings, read_json
 from .data import Schema, load_recorded
 from .features import FeatureTransform
 from .model import Predictor, NET, TRANSFORM, WEIGHTS, _first
@@ -145,7 +145,7 @@ def reference_rows(folder) -> pd.DataFrame:
     "The model's reference sample (`reference.parquet`), else the training data its card records."
     p = Path(folder)
     if (p/REFERENCE).exists(): return pd.read_parquet(p/REFERENCE)
-    card = json.loads((p/'card.json').read_text()) if (p/'card.json').exists() else {}
+    card = read_json(p/'card.json', {})
     if 'target' not in card: raise MlkitError(f"model {p.name} has no reference sample and no training data in its card to check parity on")
     return load_recorded(card)[0]
 

@@ -40,7 +40,7 @@ def error_text(e: Exception) -> str:
 def save_summary(rdir, summary: dict) -> dict:
     "Merge `summary` into the run folder's `summary.json` (durations merged too), write it atomically, return it."
     prev = Path(rdir)/'summary.json'
-    base = json.loads(prev.read_text()) if prev.exists() else {}
+    base = read_json(prev, {})
     merged = {**base, **summary, 'durations': {**base.get('durations', {}), **summary.get('durations', {})}}
     write_json(prev, merged)
     return merged

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib, json, math, os, re, socket, sys, time
 from datetime import datetime, timezone
 from pathlib import Path
-from .config import DataError, MlkitError, UsageError, load_settings, new_run_id, reports_dir, write_json
+from .config import DataError, MlkitError, UsageError, load_settings, new_run_id, reports_dir, write_json, read_json
 from .runs import (Busy, Stage, _data_params, data_stage, error_text, evaluate_predictor, execute_workflow,
     format_data_summary, git_commit, run_folder, run_lock, run_record, save_summary, train_run)
 
@@ -477,7 +477,7 @@ def _refit(study: str, spec: dict, out) -> dict|None:
     if trial_counts(st)['running']:
         print("another worker is still running trials: it refits the best when it finishes", file=out); return None
     best = best_result(st, spec)
-    prev = json.loads((sdir/'refit.json').read_text()) if (sdir/'refit.json').exists() else None
+    prev = read_json(sdir/'refit.json')
     if prev and prev['trial'] == best['trial']:
         print(f"trial {best['trial']} was refit already: {prev['model_tag']} (run {prev['run_id']})", file=out); return prev
     run_id = f"{study}-trial{best['trial']}"
