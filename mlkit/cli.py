@@ -596,7 +596,9 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if not getattr(a, 'func', None):
         p.print_help(); return 2
-    try: return a.func(a)
+    from mlkit.runs import shared_kernel
+    try:
+        with shared_kernel(): return a.func(a)     # the notebooks one command runs share a kernel
     except MlkitError as e:
         print(f"mlkit: error: {e}", file=sys.stderr)
         return e.exit_code

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 from .config import MlkitError, model_settings, new_run_id
 from .data import load_recorded, frame_of
-from .runs import run_record, train_run, data_stage, format_data_summary, format_metrics, model_name
+from .runs import run_record, train_run, shared_kernel, data_stage, format_data_summary, format_metrics, model_name
 from .gates import judge, gate_line
 
 # %% auto #0
@@ -138,7 +138,7 @@ def main_job(data=None, target=None, sensitive=None, test_data=None, params=None
     s, N = settings or model_settings(model_name(data)), 7
     rec = run_record('main', new_run_id('run'), out=out, reports={})
     try:
-        with rec:
+        with rec, shared_kernel():     # one kernel for the train, evaluate and monitor notebooks
             with rec.stage('validate data', 1, N): rec.summary['data'] = data_stage(data, target, sensitive, None, test_data, options=options)
             print(format_data_summary(rec.summary['data']), file=rec.out)
             with rec.stage('train, evaluate (papermill), register', 2, N):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 from .config import MlkitError, model_settings
 from .data import load_recorded
-from .runs import run_record, run_lock, train_run, model_name
+from .runs import run_record, run_lock, train_run, model_name, shared_kernel
 from .gates import gates, judge
 
 # %% auto #0
@@ -116,7 +116,7 @@ def retrain(data=None, target=None, sensitive=None, if_drift=False, params=None,
             options: dict|None = None) -> dict:
     "Gated retraining; returns the summary (`status`: skipped, candidate, rejected or failed)."
     from mlkit.registry import alias_target
-    with run_lock('retrain'), run_record('retrain', out=out, production=None, candidate=None, gates=[]) as rec:
+    with run_lock('retrain'), run_record('retrain', out=out, production=None, candidate=None, gates=[]) as rec, shared_kernel():
         prod = rec.summary['production'] = alias_target(alias)
         s = settings or model_settings(prod or model_name(data))
         if prod is None and data is None: raise MlkitError(f"no {alias} model to retrain and no --data given")

@@ -11,10 +11,11 @@ from fastcore.basics import patch
 from .config import DataError, MlkitError, UsageError, load_settings, new_run_id, reports_dir, project_root, mlkit_home, write_json, read_json
 
 # %% auto #0
-__all__ = ['DATA_OPTIONS', 'Stage', 'error_text', 'save_summary', 'git_commit', 'run_folder', 'run_record', 'Busy', 'run_lock',
-           'evaluate_predictor', 'RunFailed', 'workflows_dir', 'kernel_name', 'quiet_kernel_manager',
-           'execute_workflow', 'model_name', 'register_run', 'train_run', 'resolve_model_dir', 'evaluate_run',
-           'monitor_run', 'data_stage', 'format_data_summary', 'format_metrics']
+__all__ = ['KERNEL_ARGS', 'DATA_OPTIONS', 'Stage', 'error_text', 'save_summary', 'git_commit', 'run_folder', 'run_record', 'Busy',
+           'run_lock', 'evaluate_predictor', 'RunFailed', 'workflows_dir', 'kernel_name', 'quiet_kernel_manager',
+           'kernel_start', 'kernel_reset', 'shared_kernel', 'execute_workflow', 'model_name', 'register_run',
+           'train_run', 'resolve_model_dir', 'evaluate_run', 'monitor_run', 'data_stage', 'format_data_summary',
+           'format_metrics']
 
 # %% ../nbs/09_runs.ipynb #afed66db
 class Stage:
@@ -210,6 +211,65 @@ def quiet_kernel_manager():
             await super()._async_interrupt_kernel()
     return QuietShutdownKernelManager
 
+# %% ../nbs/09_runs.ipynb #9fd1e813
+_kernel_state = {}
+
+def kernel_start():
+    "At a workflow kernel's start-up: exit without interpreter teardown; remember the environment and folder `kernel_reset` returns to."
+    from mlkit.config import skip_teardown
+    skip_teardown(); _kernel_state['start'] = (dict(os.environ), os.getcwd())
+
+# %% ../nbs/09_runs.ipynb #c2c60c84
+def kernel_reset():
+    "Between two notebooks in one kernel: a new IPython session, the start-up environment and folder, figures closed; modules stay imported."
+    from IPython import get_ipython
+    get_ipython().reset(new_session=True)
+    env, cwd = _kernel_state.get('start') or (dict(os.environ), os.getcwd())
+    os.environ.clear(); os.environ.update(env); os.chdir(cwd)
+    if 'matplotlib.pyplot' in sys.modules: sys.modules['matplotlib.pyplot'].close('all')
+    import gc; gc.collect()
+
+# %% ../nbs/09_runs.ipynb #20d26601
+KERNEL_ARGS = ['--IPKernelApp.log_level=ERROR', '--IPKernelApp.exec_lines=from mlkit.runs import kernel_start; kernel_start()']
+
+# %% ../nbs/09_runs.ipynb #8b4031ce
+_shared = dict(depth=0, km=None)
+
+@contextlib.contextmanager
+def shared_kernel():
+    "Execute the workflow notebooks of this block in one kernel (`kernel_reset` between them); nested blocks share the outer one."
+    _shared['depth'] += 1
+    try: yield
+    finally:
+        _shared['depth'] -= 1
+        if not _shared['depth'] and _shared['km'] is not None:
+            from jupyter_core.utils import run_sync
+            km, _shared['km'] = _shared['km'], None
+            run_sync(km.shutdown_kernel)(now=False)
+
+# %% ../nbs/09_runs.ipynb #e4c0fcce
+def _kernel_exec(km, code: str, timeout=120):
+    "Run `code` silently in the kernel of `km`; raise `MlkitError` if it fails."
+    from jupyter_client.blocking import BlockingKernelClient
+    kc = BlockingKernelClient(); kc.load_connection_info(km.get_connection_info()); kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=timeout)
+        r = kc.execute_interactive(code, silent=True, store_history=False, timeout=timeout, output_hook=lambda m: None)
+    finally: kc.stop_channels()
+    if r['content']['status'] != 'ok': raise MlkitError(f"workflow kernel: {r['content'].get('ename')}: {r['content'].get('evalue')}")
+
+# %% ../nbs/09_runs.ipynb #97888379
+def _workflow_kernel():
+    "The kernel of the active `shared_kernel` block, ready for the next notebook; `None` outside a block."
+    if not _shared['depth']: return None
+    from jupyter_core.utils import run_sync
+    km = _shared['km']
+    if km is not None and run_sync(km.is_alive)():
+        _kernel_exec(km, 'from mlkit.runs import kernel_reset; kernel_reset()'); return km
+    km = _shared['km'] = quiet_kernel_manager()(kernel_name=kernel_name())
+    run_sync(km.start_kernel)(extra_arguments=KERNEL_ARGS, cwd=str(Path.cwd()))
+    return km
+
 # %% ../nbs/09_runs.ipynb #f2fde841
 def execute_workflow(name: str, out_path, parameters: dict, out=None, log_output=True) -> Path:
     "Execute `nbs/workflows/<name>.ipynb` with `parameters` into `out_path`; raise `RunFailed` when a cell fails."
@@ -225,14 +285,11 @@ def execute_workflow(name: str, out_path, parameters: dict, out=None, log_output
     h = _LineHandler(out or sys.stdout)
     old_level, old_prop = log.level, log.propagate
     if log_output: log.addHandler(h); log.setLevel(logging.INFO); log.propagate = False
+    km = _workflow_kernel()        # inside a `shared_kernel` block: its kernel; else papermill starts one for this notebook
     try:
         pm.execute_notebook(str(src), str(out_path), parameters=parameters, kernel_name=kernel_name(),
-                            progress_bar=False, log_output=log_output, cwd=str(Path.cwd()),
-                            extra_arguments=['--IPKernelApp.log_level=ERROR',  # no kernel start-up chatter on stderr
-                                             # run at start-up, outside the notebook (no cell, no execution count): the
-                                             # kernel exits without interpreter teardown (config.skip_teardown; 1.6 s -> 0.1 s)
-                                             '--IPKernelApp.exec_lines=from mlkit.config import skip_teardown; skip_teardown()'],
-                            kernel_manager_class=quiet_kernel_manager())
+                            progress_bar=False, log_output=log_output, cwd=str(Path.cwd()), extra_arguments=KERNEL_ARGS,
+                            kernel_manager_class=quiet_kernel_manager(), **({'km': km} if km is not None else {}))
     except pm.PapermillExecutionError as e:
         msg = (str(e.evalue).strip().splitlines() or [''])[0][:300]
         raise RunFailed(f"{name} notebook failed in cell {e.exec_count}: {e.ename}: {msg} (see {out_path})") from None
@@ -319,7 +376,7 @@ def train_run(data=None, target=None, sensitive=None, test_data=None, params: di
     rdir, run_id = rec.dir, rec.run_id
     stages = _stages(rdir, run_id, dp, params, launch, evaluate)
     register = register and not worker
-    with rec:
+    with rec, shared_kernel():          # train and evaluate in one kernel
         rec.collect(_collect_outputs(rdir, params))
         n = len(stages) + bool(register)
         for i, (wf, pars) in enumerate(stages, 1):

@@ -8,7 +8,7 @@ import contextlib, json, math, os, re, socket, sys, time
 from datetime import datetime, timezone
 from pathlib import Path
 from .config import DataError, MlkitError, UsageError, load_settings, new_run_id, reports_dir, write_json, read_json
-from .runs import (Busy, Stage, _data_params, data_stage, error_text, evaluate_predictor, execute_workflow,
+from .runs import (Busy, Stage, shared_kernel, _data_params, data_stage, error_text, evaluate_predictor, execute_workflow,
     format_data_summary, git_commit, run_folder, run_lock, run_record, save_summary, train_run)
 
 # %% auto #0
@@ -513,7 +513,7 @@ def sweep_run(data=None, target=None, sensitive=None, test_data=None, params=Non
     print(format_data_summary(d), file=out)
     objective_spec(a['objective'], d['task'], d['sensitive'])
     sid = study or new_run_id('sweep'); sdir = sweep_folder(sid)
-    with run_record('sweep', sid, folder=sdir, out=out, study=sid, sweep_dir=str(sdir), trials=trials) as rec:
+    with run_record('sweep', sid, folder=sdir, out=out, study=sid, sweep_dir=str(sdir), trials=trials) as rec, shared_kernel():
         rec.durations.update(durations)
         with rec.stage('sweep notebook', 2, n):
             nb = _claim_notebook(sdir); rec.summary['notebook'] = str(nb)

@@ -31,6 +31,9 @@ def env(home, monkeypatch):
 
 LOOSE = ['-t', 'max_fairness_gap', '1']
 
+# `mlkit monitor` (CLI, papermill notebook, exit codes, --json) is run by the tests that check what only it does; the rest
+# call `monitoring.monitor`, the function its notebook calls, in this process
+
 def run_monitor(env, *args):
     r = subprocess.run(mlkit_cmd('monitor', *args, '--json'), capture_output=True, text=True, env=env, timeout=600)
     res = json.loads(r.stdout) if r.stdout.strip().startswith('{') else None
@@ -51,12 +54,13 @@ def test_same_distribution_not_flagged(env, tmp_path):
     assert {'features', 'largest', 'total_shift', 'reference_rows', 'current_rows'} <= set(a) and (a['reference_rows'], a['current_rows']) == (1000, 1000)
     assert 'age' in a['features'] and 'sex' not in a['features'] and 0 <= a['total_shift'] < 0.15, a['largest']
 
-def test_known_shift_flagged_exit_3(env, tmp_path):
+def test_known_shift_flagged(env, tmp_path):
+    "Older men only: age and sex drift, and drift breaches (exit 3 through the CLI: test_from_log_after_real_traffic_with_delayed_labels)."
+    from mlkit.monitoring import monitor
     te = load_adult('test')
     shifted = te[(te.age > 45) & (te.sex == 'Male')]
     p = tmp_path/'shift.parquet'; shifted.to_parquet(p)
-    r, res = run_monitor(env, '--current', p)
-    assert r.returncode == 3, r.stderr[-2000:]
+    res = monitor(p, workspace=False)
     assert res['features']['age']['drifted'] and res['features']['sex']['drifted']
     assert {b['name'] for b in res['breaches']} & {'drift_share', 'prediction_drift'}
     b = res['breaches'][0]; assert {'name', 'threshold', 'value', 'message'} <= set(b)
@@ -64,14 +68,16 @@ def test_known_shift_flagged_exit_3(env, tmp_path):
 def test_single_feature_shift(env, tmp_path):
     te = load_adult('test').sample(4000, random_state=5)
     p = tmp_path/'h.csv'; te.assign(hours_per_week=te.hours_per_week + 25).to_csv(p, index=False)
-    r, res = run_monitor(env, '--current', p, *LOOSE)
+    from mlkit.monitoring import monitor
+    res = monitor(p, workspace=False, max_fairness_gap=1)
     drifted = [c for c, f in res['features'].items() if f['drifted']]
     assert drifted == ['hours_per_week'], res['features']
 
 def test_fairness_matches_direct_computation(env, home, tmp_path):
     te = load_adult('test').sample(3000, random_state=7).reset_index(drop=True)
     p = tmp_path/'f.csv'; te.to_csv(p, index=False)
-    r, res = run_monitor(env, '--current', p, '-t', 'min_group_size', '0', *LOOSE)   # every group in the gaps, as computed here
+    from mlkit.monitoring import monitor
+    res = monitor(p, workspace=False, min_group_size=0, max_fairness_gap=1)   # every group in the gaps, as computed here
     from mlkit.registry import load_predictor
     _, pred = load_predictor(home[1])
     yp = (pred.predict(pd.read_csv(p, skipinitialspace=True, na_values=['?']))['score'] >= 0.5).astype(int)
@@ -122,18 +128,19 @@ def test_same_distribution_samples_do_not_breach(env, home, tmp_path):
 
 def test_per_model_threshold_changes_only_that_models_verdict(env, home, tmp_path):
     "`[mlkit.models.adult]` in mlkit.toml sets adult's max_fairness_gap: `mlkit monitor` breaches for adult, not for the same weights under another name."
+    from mlkit.registry import register
+    from mlkit.monitoring import monitor
     h, tag = home
-    code = f"from mlkit.registry import register; print(register({str(h / 'm')!r}, 'other'))"
-    out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    other = out.stdout.strip().splitlines()[-1]
+    other = register(h/'m', 'other')
     toml = tmp_path/'mlkit.toml'
     toml.write_text("[mlkit]\nmax_fairness_gap = 1.0\n\n[mlkit.models.adult]\nmax_fairness_gap = 0.01\nbreach_rule = 'point'\n")
     p = tmp_path/'cur.csv'; load_adult('test').sample(3000, random_state=21).to_csv(p, index=False)
     menv = {**env, 'MLKIT_SETTINGS': str(toml)}
-    r1, own = run_monitor(menv, '--current', p, '--model', tag)
-    r2, oth = run_monitor(menv, '--current', p, '--model', other)
-    assert (r1.returncode, r2.returncode) == (3, 0), (r1.stderr[-2000:], r2.stderr[-2000:])
+    r1, own = run_monitor(menv, '--current', p, '--model', tag)        # the CLI resolves the model's own thresholds
+    assert r1.returncode == 3, r1.stderr[-2000:]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv('MLKIT_SETTINGS', str(toml))
+        oth = monitor(p, model=other, workspace=False, out_dir=tmp_path/'other')
     assert (own['thresholds']['max_fairness_gap'], own['thresholds']['breach_rule']) == (0.01, 'point')
     assert (oth['thresholds']['max_fairness_gap'], oth['thresholds']['breach_rule']) == (1.0, 'interval')
     assert own['fairness'] == oth['fairness']          # the same weights on the same rows: only the thresholds differ
@@ -144,7 +151,8 @@ def test_per_model_threshold_changes_only_that_models_verdict(env, home, tmp_pat
 def test_sampling_stated(env, tmp_path):
     te = load_adult('test')
     p = tmp_path/'big.csv'; te.to_csv(p, index=False)
-    r, res = run_monitor(env, '--current', p, '-t', 'monitor_sample_rows', '2000', *LOOSE)
+    from mlkit.monitoring import monitor
+    res = monitor(p, workspace=False, monitor_sample_rows=2000, max_fairness_gap=1)
     assert res['rows'] == len(te) and res['sampled_rows'] == 2000 and res['sampled'] is True
 
 def test_exit_codes(env, tmp_path):
@@ -177,13 +185,15 @@ def test_from_log_after_real_traffic_with_delayed_labels(env, home, tmp_path):
     assert res['quality']['labelled_rows'] >= 300 and res['freshness']['age_hours'] < 1
 
 def test_workspace_history(env, home, tmp_path):
+    "Each monitoring run with the workspace on adds its two snapshots (drift; fairness and quality) to the model's Evidently project."
+    from mlkit.monitoring import monitor
+    from evidently.ui.workspace import Workspace
     te = load_adult('test').sample(2000, random_state=1)
     p = tmp_path/'w.csv'; te.to_csv(p, index=False)
-    run_monitor(env, '--current', p, *LOOSE)
-    from evidently.ui.workspace import Workspace
-    ws = Workspace(str(home[0]/'evidently'))
-    proj = [x for x in ws.list_projects() if x.name == 'mlkit-adult']
-    assert proj and len(ws.list_runs(proj[0].id)) >= 2
+    runs = lambda: sum(len(ws.list_runs(x.id)) for ws in [Workspace(str(home[0]/'evidently'))] for x in ws.list_projects() if x.name == 'mlkit-adult')
+    before = runs() if (home[0]/'evidently').exists() else 0
+    for _ in range(2): monitor(p, max_fairness_gap=1)
+    assert runs() == before + 2 * 2
 
 # --- multiclass and regression, the relative quality rules ----------------------------------------------------------
 
