@@ -98,7 +98,7 @@ def test_multiclass_table_through_mlkit_run(tmp_path):
     r = sh('evaluate', '--model', tag, '--data', bad)
     assert r.returncode == 1 and "checked against the model's schema) is invalid" in r.stderr and 'missing_column petal_length_cm' in r.stderr, r.stderr[-2000:]
     # a gated retrain of the multiclass production model; an accuracy floor no model reaches: rejected, exit 3, every
-    # gate still judged (the passing path: tests/test_loop.py::test_retrain_passes_gates_sets_candidate)
+    # gate still judged (the passing path: tests/test_loop.py::test_retrain_if_drift_passes_gates_sets_candidate)
     assert sh('models', 'promote', tag, '--reason', 'test').returncode == 0
     env['MLKIT_MIN_ACCURACY'] = '1.01'
     r = sh('retrain', '--data', new, '-p', 'max_epochs', '3')
