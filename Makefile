@@ -44,7 +44,7 @@ docs-nbdev: install
 
 # every test, 2 xdist workers (a test file stays on one worker: its module fixtures are built once); the 15 slowest listed
 pytest: install
-	$(BIN)/pytest tests -q -n 2 --dist loadfile --durations 15
+	$(BIN)/pytest tests -q -n 2 --dist loadfile --no-loadscope-reorder --durations 15
 
 # the edit loop (under 2 minutes): the tests not marked slow (tests/conftest.py says which are), 2 workers
 test-fast: install

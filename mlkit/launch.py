@@ -118,7 +118,10 @@ def main(argv=None) -> int:
         finish_wandb(res.logger)
     return 0
 
-if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())   # not in a notebook kernel
+if __name__ == '__main__' and '__file__' in globals():   # a rank torchrun started, not a notebook kernel
+    from mlkit.config import skip_teardown, set_exit_code
+    skip_teardown(1)              # exit without interpreter teardown (1.3-1.6 s once torch and Lightning are loaded)
+    code = main(); set_exit_code(code); sys.exit(code)
 
 # %% ../nbs/04c_launch.ipynb #45432fdf
 def fit_torchrun(train: pd.DataFrame, schema: Schema, params: dict, run_dir, run_id: str, nproc_per_node=1, nnodes=1,
