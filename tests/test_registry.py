@@ -84,7 +84,8 @@ PROMOTER = """
 import sys
 from mlkit.registry import promote, rollback
 tags = sys.argv[1:]
-i = 0
+promote(tags[0], reason='first move'); i = 1      # the first move loads what moves need
+print('ready', flush=True)
 while True:
     promote(tags[i % len(tags)], reason=f'move {i}'); i += 1
     if i % 3 == 0: rollback(reason=f'back {i}')
@@ -97,8 +98,9 @@ def test_kill_promote_midway_keeps_alias_consistent(reg, trained):
     rng = random.Random(0)
     seen = 0
     for k in range(8):
-        p = subprocess.Popen([sys.executable, '-c', PROMOTER, *tags], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(1.5 + rng.random() * 1.5)   # import time + a random number of moves
+        p = subprocess.Popen([sys.executable, '-c', PROMOTER, *tags], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert p.stdout.readline().strip() == 'ready', p.stderr.read()[-2000:]   # one move done: the tight loop starts now
+        time.sleep(0.05 + rng.random() * 0.45)  # a random number of moves, then a kill at a random point of one
         p.send_signal(signal.SIGKILL); p.wait()
         st = reg.read_alias('production')          # parses: never a torn file
         h = st['history']
