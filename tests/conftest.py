@@ -34,6 +34,20 @@ def mlkit_cmd(*args):
     "argv running the mlkit CLI of this venv."
     return [str(Path(sys.executable).parent/'mlkit'), *map(str, args)]
 
+def run_mlkit(*args, env: dict|None = None):
+    """`mlkit ARGS` in this process (`cli.main`, what the console script calls), with the variables `env` set meanwhile:
+    a `CompletedProcess` with the exit code, stdout and stderr, as `subprocess.run(mlkit_cmd(*args), capture_output=True,
+    text=True)` gives, without the 1-1.5 s a new process spends importing. For commands that run no notebook and start
+    no server (`mlkit data`, `ab`, `canary report/promote`...)."""
+    import contextlib, io, subprocess
+    from mlkit.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        for k, v in (env or {}).items(): mp.setenv(k, str(v))
+        try: code = main([str(a) for a in args])
+        except SystemExit as e: code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+    return subprocess.CompletedProcess(['mlkit', *map(str, args)], code, out.getvalue(), err.getvalue())
+
 # --- the `slow` marker --------------------------------------------------------------------------------------------
 
 # whole modules of integration tests: servers, papermill runs, torchrun, sweeps

@@ -1,7 +1,7 @@
 import json, subprocess, sys
 import pytest
 from pathlib import Path
-from conftest import mlkit_cmd
+from conftest import mlkit_cmd, run_mlkit
 from mlkit import __version__
 
 HEAVY = ['torch', 'lightning', 'bentoml', 'evidently', 'wandb', 'pandas', 'numpy', 'papermill', 'sklearn']
@@ -47,16 +47,15 @@ def test_schema_file_is_a_contract_for_train(tmp_path):
 def test_ab_plan(tmp_path):
     "`mlkit ab plan` prints the sequential n per arm and in total; --json parses, and the sequential n exceeds the fixed-horizon n."
     import json
-    r = subprocess.run(mlkit_cmd('ab', 'plan', '--baseline', '0.1', '--mde', '0.03'), capture_output=True, text=True)
+    r = run_mlkit('ab', 'plan', '--baseline', '0.1', '--mde', '0.03')
     assert r.returncode == 0 and 'sequential test' in r.stdout and 'fixed horizon' in r.stdout, r.stdout + r.stderr
-    r = subprocess.run(mlkit_cmd('ab', 'plan', '--baseline', '0.1', '--mde', '0.03', '--share', '0.5', '--json'), capture_output=True, text=True)
+    r = run_mlkit('ab', 'plan', '--baseline', '0.1', '--mde', '0.03', '--share', '0.5', '--json')
     p = json.loads(r.stdout)
     assert p['n_control'] + p['n_treatment'] == p['n_total'] and p['n_total'] > p['fixed_horizon_total'] > 3000, p
-    assert f"{p['n_total']:,}" in subprocess.run(mlkit_cmd('ab', 'plan', '--baseline', '0.1', '--mde', '0.03', '--share', '0.5'),
-                                                 capture_output=True, text=True).stdout
-    r = subprocess.run(mlkit_cmd('ab', 'plan', '--baseline', '0.1', '--mde', '0'), capture_output=True, text=True)
+    assert f"{p['n_total']:,}" in run_mlkit('ab', 'plan', '--baseline', '0.1', '--mde', '0.03', '--share', '0.5').stdout
+    r = run_mlkit('ab', 'plan', '--baseline', '0.1', '--mde', '0')
     assert r.returncode == 2 and 'mde' in r.stderr, r.stderr
-    r = subprocess.run(mlkit_cmd('ab', 'plan', '--mde', '0.03'), capture_output=True, text=True)
+    r = run_mlkit('ab', 'plan', '--mde', '0.03')
     assert r.returncode == 2 and '--baseline' in r.stderr
 
 def test_help_documents_the_exit_code_contract():

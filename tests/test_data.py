@@ -1,9 +1,9 @@
 "Loader dtypes and every validation rule, each shown with a bad file through the real CLI."
-import json, subprocess, sys
+import json, sys
 from pathlib import Path
 import pandas as pd
 import pytest
-from conftest import mlkit_cmd
+from conftest import run_mlkit
 import numpy as np
 from mlkit.data import (ADULT_TARGET, ADULT_SENSITIVE, load_adult, read_table, infer_schema, infer_task, discover, validate,
                         validate_file, data_hash, Schema, load_dataset, load_for_run, holdout_split, summarize, class_label,
@@ -36,7 +36,7 @@ def _validate(tmp_path, df, *extra, schema=None, name='d.csv'):
     df.to_csv(p, index=False) if name.endswith('.csv') else df.to_parquet(p)
     args = ['data', 'validate', '--data', p, '--target', ADULT_TARGET, '--json', *extra]
     if schema: args += ['--schema', schema]
-    r = subprocess.run(mlkit_cmd(*args), capture_output=True, text=True)
+    r = run_mlkit(*args)
     return r, (json.loads(r.stdout) if r.stdout.startswith('{') else None)
 
 def _rules(rep, severity='error'):
@@ -85,8 +85,7 @@ def test_rules_without_schema(tmp_path, adult):
 def test_every_problem_named_in_table(tmp_path, adult, schema_file):
     bad = adult[1].head(500).drop(columns=['age']).assign(workclass='Private', extra=1)
     p = tmp_path/'bad.csv'; bad.to_csv(p, index=False)
-    r = subprocess.run(mlkit_cmd('data', 'validate', '--data', p, '--target', ADULT_TARGET, '--schema', schema_file),
-                       capture_output=True, text=True)
+    r = run_mlkit('data', 'validate', '--data', p, '--target', ADULT_TARGET, '--schema', schema_file)
     assert r.returncode == 3
     for word in ['INVALID', 'missing_column', 'age', 'extra_column', 'extra', 'constant_column', 'workclass']:
         assert word in r.stdout
@@ -100,7 +99,7 @@ def test_warnings_do_not_fail(tmp_path, adult, schema_file):
 
 def test_empty_file_with_header(tmp_path, adult):
     p = tmp_path/'h.csv'; p.write_text(','.join(adult[0].columns) + '\n')
-    r = subprocess.run(mlkit_cmd('data', 'validate', '--data', p, '--target', ADULT_TARGET, '--json'), capture_output=True, text=True)
+    r = run_mlkit('data', 'validate', '--data', p, '--target', ADULT_TARGET, '--json')
     assert r.returncode == 3 and _rules(json.loads(r.stdout)) == ['empty']
 
 @pytest.mark.parametrize('content,msg', [
@@ -113,7 +112,7 @@ def test_empty_file_with_header(tmp_path, adult):
 def test_malformed_file_one_line_error(tmp_path, content, msg):
     p = tmp_path/'f.csv'
     if content is not None: p.write_bytes(content)
-    r = subprocess.run(mlkit_cmd('data', 'validate', '--data', p, '--target', 'y'), capture_output=True, text=True)
+    r = run_mlkit('data', 'validate', '--data', p, '--target', 'y')
     assert r.returncode == 1, r.stdout + r.stderr
     assert r.stderr.count('\n') == 1 and 'Traceback' not in r.stderr
     assert msg in r.stderr and str(p.name) in r.stderr
@@ -125,8 +124,7 @@ def test_corrupt_parquet(tmp_path):
 def test_schema_roundtrip_cli(tmp_path, adult):
     p = tmp_path/'d.csv'; adult[1].head(300).to_csv(p, index=False)
     out = tmp_path/'s.json'
-    r = subprocess.run(mlkit_cmd('data', 'schema', '--data', p, '--target', ADULT_TARGET, '--sensitive', 'sex', '--out', out),
-                       capture_output=True, text=True)
+    r = run_mlkit('data', 'schema', '--data', p, '--target', ADULT_TARGET, '--sensitive', 'sex', '--out', out)
     assert r.returncode == 0, r.stderr
     s = Schema.load(out)
     assert s.sensitive == ['sex'] and s.positive_class == '>50K' and s.columns['age'].kind == 'numeric'
@@ -240,7 +238,7 @@ def test_messy_multiclass_table_is_valid_with_warnings():
 
 def test_discovery_reports_dropped_columns(tmp_path):
     p = tmp_path/'roles.csv'; _roles_frame().to_csv(p, index=False)
-    r = subprocess.run(mlkit_cmd('data', 'validate', '--data', p, '--target', 'y', '--json'), capture_output=True, text=True)
+    r = run_mlkit('data', 'validate', '--data', p, '--target', 'y', '--json')
     assert r.returncode == 0, r.stdout + r.stderr
     rep = json.loads(r.stdout)
     assert rep['dropped']['token'] == 'id-like' and rep['dropped']['comment'] == 'free text' and rep['task'] == 'multiclass'

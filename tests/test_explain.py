@@ -1,9 +1,9 @@
 "Explanations: completeness, a planted feature ranks first, proxies, task shapes, a logged request explained again, the CLI."
-import json, subprocess
+import json
 from datetime import datetime, timezone
 import numpy as np, pandas as pd
 import pytest, torch
-from conftest import mlkit_cmd
+from conftest import run_mlkit
 from mlkit.config import DataError, Settings
 from mlkit.data import infer_schema
 from mlkit.features import FeatureTransform
@@ -120,20 +120,20 @@ def test_cli_explain_json_and_text(planted, tmp_path):
     from mlkit.predlog import PredictionLog
     pred, s, df = planted
     tag = _register(pred, s, df.sample(300, random_state=0), tmp_path)
-    r = subprocess.run(mlkit_cmd('explain', tag, '--rows', '3', '--json'), capture_output=True, text=True, timeout=300)
+    r = run_mlkit('explain', tag, '--rows', '3', '--json')
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads(r.stdout)
     assert res['model'] == tag and len(res['rows']) == 3 and res['importance']['rows'] == 300 and res['data'] == 'reference sample'
     assert list(res['importance']['overall'])[0] == 'key' and res['completeness']['max_abs_error'] < TOL and res['ms_per_row'] > 0
     assert set(res['rows'][0]) >= {'row', 'score', 'baseline', 'attributions', 'error'}
     f = tmp_path/'few.csv'; df.head(20).to_csv(f, index=False)
-    r = subprocess.run(mlkit_cmd('explain', tag, '--data', f, '--rows', '2'), capture_output=True, text=True, timeout=300)
+    r = run_mlkit('explain', tag, '--data', f, '--rows', '2')
     assert r.returncode == 0 and 'row 1:' in r.stdout and 'global importance' in r.stdout and ' 1. key' in r.stdout, r.stdout + r.stderr
     rec = df.drop(columns=['y']).iloc[0].to_dict()
     log = PredictionLog(); log.append([dict(ts=datetime.now(timezone.utc).isoformat(), request_id='cli-1', model=tag, inputs=rec,
                                             score=float(pred.predict_records([rec])['score'][0]), label='yes')]); log.close()
-    r = subprocess.run(mlkit_cmd('explain', '--request-id', 'cli-1'), capture_output=True, text=True, timeout=300)
+    r = run_mlkit('explain', '--request-id', 'cli-1')
     assert r.returncode == 0 and f'answered by model {tag}' in r.stdout, r.stdout + r.stderr
     for args in ((), ('--request-id', 'cli-1', tag)):
-        r = subprocess.run(mlkit_cmd('explain', *args), capture_output=True, text=True, timeout=300)
+        r = run_mlkit('explain', *args)
         assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr

@@ -3,7 +3,7 @@ import json, os, signal, subprocess, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd
 import httpx, pytest
-from conftest import mlkit_cmd
+from conftest import mlkit_cmd, run_mlkit
 from mlkit.data import load_adult, ADULT_TARGET
 
 SMALL = ['-p', 'limit_rows', '4000', '-p', 'max_epochs', '8']
@@ -218,11 +218,11 @@ AB_ENV = {'MLKIT_CANARY_SHARE': '0.5', 'MLKIT_AB_UNIT': 'user_id'}
 def test_canary_ab_known_lift_at_planned_size_promotes(tmp_path):
     "+0.05 on a 0.10 conversion at the size `mlkit ab plan` gives: candidate better, decision promote, promote succeeds."
     from mlkit.registry import alias_target, history
-    r = sh('ab', 'plan', '--baseline', '0.1', '--mde', '0.05', '--share', '0.5', '--json')
+    r = run_mlkit('ab', 'plan', '--baseline', '0.1', '--mde', '0.05', '--share', '0.5', '--json')
     assert r.returncode == 0, r.stderr
     n = json.loads(r.stdout)['n_total']
     ptag, ctag, f = canary_log(tmp_path, n, 0.05)
-    r = sh('canary', 'report', '--outcomes', f, '--json', env=AB_ENV)
+    r = run_mlkit('canary', 'report', '--outcomes', f, '--json', env=AB_ENV)
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
     m = rep['metrics']['converted']
@@ -231,9 +231,9 @@ def test_canary_ab_known_lift_at_planned_size_promotes(tmp_path):
     assert rep['decision'] == 'promote' and rep['decision_metric'] == 'converted' and not rep['srm']['mismatch']
     assert rep['plan']['n_total'] == n and 'mSPRT' in rep['method'] and 'daily' in rep['method']
     for k in ('candidate_tag', 'production_tag', 'since', 'score_drift', 'production', 'candidate', 'verdict', 'breaches'): assert k in rep
-    r = sh('canary', 'report', '--outcomes', f, env=AB_ENV)
+    r = run_mlkit('canary', 'report', '--outcomes', f, env=AB_ENV)
     assert 'converted' in r.stdout and 'candidate better' in r.stdout and 'SRM: ok' in r.stdout and 'decision: promote' in r.stdout, r.stdout
-    r = sh('canary', 'promote', '--outcomes', f, env=AB_ENV)
+    r = run_mlkit('canary', 'promote', '--outcomes', f, env=AB_ENV)
     assert r.returncode == 0, r.stdout + r.stderr
     assert alias_target('production') == ctag and alias_target('candidate') is None
     assert history('production')[-1]['reason'].startswith('canary A/B') and 'p=' in history('production')[-1]['reason']
@@ -242,16 +242,16 @@ def test_canary_ab_no_lift_refuses_then_forced_with_reason(tmp_path):
     "No lift: decision continue, promote refused (exit 1); --force needs --reason; the forced reason is in the alias history."
     from mlkit.registry import alias_target, history
     ptag, ctag, f = canary_log(tmp_path, 2621, 0.0, seed=1)
-    r = sh('canary', 'report', '--outcomes', f, '--json', env=AB_ENV)
+    r = run_mlkit('canary', 'report', '--outcomes', f, '--json', env=AB_ENV)
     rep = json.loads(r.stdout); m = rep['metrics']['converted']
     print(f"converted delta={m['delta']:.4f} ci={m['ci']} p={m['p_value']:.3g} {m['decision']}; decision {rep['decision']}")
     assert m['decision'] == 'no significant difference' and m['p_value'] >= 0.05 and rep['decision'] == 'continue'
-    r = sh('canary', 'promote', '--outcomes', f, env=AB_ENV)
+    r = run_mlkit('canary', 'promote', '--outcomes', f, env=AB_ENV)
     assert r.returncode == 1 and 'converted' in r.stderr and 'p=' in r.stderr and 'decision continue' in r.stderr, r.stderr
     assert alias_target('production') == ptag
-    r = sh('canary', 'promote', '--outcomes', f, '--force', env=AB_ENV)
+    r = run_mlkit('canary', 'promote', '--outcomes', f, '--force', env=AB_ENV)
     assert r.returncode == 2 and '--reason' in r.stderr, r.stderr
-    r = sh('canary', 'promote', '--outcomes', f, '--force', '--reason', 'legal requires the new model', env=AB_ENV)
+    r = run_mlkit('canary', 'promote', '--outcomes', f, '--force', '--reason', 'legal requires the new model', env=AB_ENV)
     assert r.returncode == 0, r.stderr
     why = history('production')[-1]['reason']
     assert alias_target('production') == ctag and why.startswith('forced: legal requires the new model') and f"p={m['p_value']:.3g}" in why, why
@@ -305,8 +305,8 @@ def test_canary_old_log_and_bad_outcomes(tmp_path):
     rep = canary_report(settings=s, outcomes=oc)
     assert rep['unit'] == 'request_id' and sum(rep['units'].values()) == 1200 and rep['metrics']['converted']['decision'] == 'no significant difference'
     oc.assign(request_id='nope').to_csv(tmp_path/'bad.csv', index=False)
-    r = sh('canary', 'report', '--outcomes', tmp_path/'bad.csv', env=AB_ENV)
+    r = run_mlkit('canary', 'report', '--outcomes', tmp_path/'bad.csv', env=AB_ENV)
     assert r.returncode == 1 and 'matches' in r.stderr and 'has converted, request_id' in r.stderr, r.stderr
     oc.rename(columns=dict(request_id='customer')).to_csv(tmp_path/'nokey.csv', index=False)
-    r = sh('canary', 'report', '--outcomes', tmp_path/'nokey.csv', env=AB_ENV)
+    r = run_mlkit('canary', 'report', '--outcomes', tmp_path/'nokey.csv', env=AB_ENV)
     assert r.returncode == 1 and "'user_id'" in r.stderr and 'has converted, customer' in r.stderr, r.stderr
