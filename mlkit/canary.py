@@ -31,6 +31,15 @@ def _wasserstein_normed(a, b) -> float|None:
     sd = float(np.std(b)) or 1e-9
     return float(wasserstein_distance(a, b) / sd)
 
+# %% ../nbs/09e_canary.ipynb #1f2a0bd5
+def _drift_allowance(a, b, alpha: float = 0.05, n_perm: int = 200, seed: int = 0) -> float:
+    "The `1 - alpha` quantile of `_wasserstein_normed` over random splits of the pooled scores into arms of `a`'s and `b`'s sizes."
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if not len(a) or not len(b): return 0.0
+    pool, g = np.concatenate([a, b]), np.random.default_rng(seed)
+    null = [_wasserstein_normed(*np.split(g.permutation(pool), [len(a)])) for _ in range(n_perm)]
+    return float(np.quantile(null, 1 - alpha))
+
 # %% ../nbs/09e_canary.ipynb #2fe8d801
 def _labelled_metrics(pr, lab: pd.DataFrame, target: str, sens: dict, ev):
     "`metrics.evaluate_predictions` (`ev`) of the answers predictor `pr` logged in `lab`."
@@ -264,13 +273,14 @@ def _arm_numbers(log: pd.DataFrame, tag, target, s: Settings) -> dict:
     return dict(d, _scores=ok['score'].to_numpy() if 'score' in ok.columns else np.array([]))
 
 # %% ../nbs/09e_canary.ipynb #b9fa05ef
-def _canary_breaches(c: dict, p: dict, drift, metrics: dict, s: Settings) -> list:
+def _canary_breaches(c: dict, p: dict, drift, metrics: dict, s: Settings, allowance: float = 0.0) -> list:
     "The safety thresholds the candidate arm `c` breaches against production `p` (error rate, latency, score drift, accuracy)."
     br = []
     if c['error_rate'] > s.canary_max_error_rate: br.append(dict(name='error_rate', value=c['error_rate'], threshold=s.canary_max_error_rate))
     if c['latency_p95_ms'] and p['latency_p95_ms'] and c['latency_p95_ms'] > s.canary_max_latency_ratio * p['latency_p95_ms']:
         br.append(dict(name='latency', value=c['latency_p95_ms'] / p['latency_p95_ms'], threshold=s.canary_max_latency_ratio))
-    if drift is not None and drift > s.canary_max_score_drift: br.append(dict(name='score_drift', value=drift, threshold=s.canary_max_score_drift))
+    lim = s.canary_max_score_drift + allowance           # the threshold plus the drift random splits give (`_drift_allowance`)
+    if drift is not None and drift > lim: br.append(dict(name='score_drift', value=drift, threshold=round(lim, 6), allowance=round(allowance, 6)))
     acc = metrics.get('accuracy')
     if acc and 'accuracy' in guardrails_worse(metrics, 1 - s.ci_level):   # the test, not the raw numbers: noise never stops a canary
         br.append(dict(name='accuracy', value=acc['delta'], threshold=0.0, p_value=acc['p_value'], ci=acc['ci'],
@@ -285,11 +295,12 @@ def canary_report(labels=None, settings=None, outcomes=None) -> dict:
     s, target = settings or model_settings(cand), (model_card(cand) or {}).get('target')
     log = _canary_rows(since, labels, target)
     per = {role: _arm_numbers(log, tag, target, s) for role, tag in (('production', prod), ('candidate', cand))}
-    drift = _wasserstein_normed(per['candidate'].pop('_scores'), per['production'].pop('_scores'))
+    sc, sp = per['candidate'].pop('_scores'), per['production'].pop('_scores')
+    drift, allow = _wasserstein_normed(sc, sp), _drift_allowance(sc, sp, 1 - s.ci_level)
     ab, c = canary_ab(log, cand, prod, s, target, outcomes), per['candidate']
     enough = c['rows'] + c['errors'] >= s.canary_min_rows or c['errors'] >= 3
-    br = _canary_breaches(c, per['production'], drift, ab['metrics'], s) if enough else []
-    rep = dict(candidate_tag=cand, production_tag=prod, since=since, score_drift=drift, **per,
+    br = _canary_breaches(c, per['production'], drift, ab['metrics'], s, allow) if enough else []
+    rep = dict(candidate_tag=cand, production_tag=prod, since=since, score_drift=drift, score_drift_allowance=allow, **per,
                verdict=('breach' if br else 'pass') if enough else 'insufficient data', breaches=br, **ab)
     rep['decision'], rep['reason'] = ab_decision(ab['metrics'], ab['decision_metric'], br, ab['srm'], enough, 1 - s.ci_level)
     plan = saved_ab_plan()
@@ -346,7 +357,7 @@ def _arm_lines(rep: dict) -> list:
         r = rep[role]
         lines.append(f"  {role:10} rows {r['rows']:6}  errors {r['errors']:4} ({r['error_rate']:.2%})  p95 {r['latency_p95_ms'] or float('nan'):.1f} ms  "
                      f"score mean {_num(r['score_mean'])}" + (f"  accuracy {r['accuracy']:.4f}" if r.get('accuracy') is not None else ''))
-    lines.append(f"  score drift {_num(rep['score_drift'])}")
+    lines.append(f"  score drift {_num(rep['score_drift'])} (sampling allowance {_num(rep.get('score_drift_allowance') or 0, '.3f')})")
     return lines + [f"  BREACH {b['name']}: " + (b['message'] if b.get('message') else f"{b['value']:.4g} (threshold {b['threshold']:.4g})") for b in rep['breaches']]
 
 # %% ../nbs/09e_canary.ipynb #a671e5a5

@@ -69,9 +69,9 @@ SLOW_TESTS = {'test_train_and_evaluate_papermill_end_to_end', 'test_failing_run_
 # `--dist loadfile --no-loadscope-reorder`, the xdist workers take whole modules in this order, longest first, so that
 # no long module starts last while the other worker sits idle. A module not listed runs after these.
 MODULE_SECONDS = {'test_loop': 180, 'test_monitoring': 144, 'test_serving': 113, 'test_train': 70, 'test_corpus': 59,
-                  'test_ddp': 45, 'test_sweep': 35, 'test_data': 33, 'test_optimize': 33, 'test_lifecycle': 29,
-                  'test_registry': 28, 'test_cli': 23, 'test_explain': 22, 'test_stream': 20, 'test_contract': 19,
-                  'test_byo_network': 18, 'test_metrics': 10, 'test_slo': 9}
+                  'test_ddp': 45, 'test_sweep': 35, 'test_optimize': 33, 'test_lifecycle': 29,
+                  'test_registry': 16, 'test_cli': 20, 'test_stream': 20, 'test_contract': 19,
+                  'test_byo_network': 18, 'test_explain': 10, 'test_metrics': 10, 'test_slo': 9, 'test_data': 5}
 
 def _module(item) -> str: return item.module.__name__.rpartition('.')[2] if item.module else ''
 
